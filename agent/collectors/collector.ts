@@ -1,0 +1,43 @@
+import type { SyscallEvent } from '../../shared/event.js';
+
+/**
+ * Something the collector could not use: a malformed or truncated line, an unknown call,
+ * a call left unfinished at the end of the trace. Reported, counted, never fatal.
+ */
+export interface CollectorProblem {
+  /** counter name it was counted under, e.g. "malformed", "unfinishedAtEnd" */
+  kind: string;
+  message: string;
+  /** 1-based line number in the trace text, where there is one */
+  line?: number;
+  /** the offending text, cut to a reasonable length */
+  text?: string;
+}
+
+export type ProblemSink = (p: CollectorProblem) => void;
+
+/** Counters every collector keeps next to itself (Tetragon style): what it read and dropped. */
+export type CollectorCounters = Record<string, number>;
+
+/**
+ * A collector is an engine that yields batches of events in time order per thread
+ * (live collectors: in arrival order). It ends when the trace or the traced processes end,
+ * or when stop() is called.
+ */
+export interface Collector {
+  readonly name: string;
+  events(): AsyncIterable<SyscallEvent[]>;
+  stop(): Promise<void>;
+  counters(): CollectorCounters;
+}
+
+/** Thrown when a collector cannot start at all (tool missing, no permission): message says why. */
+export class CollectorUnavailable extends Error {
+  constructor(
+    readonly collector: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CollectorUnavailable';
+  }
+}
