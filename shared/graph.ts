@@ -1,0 +1,54 @@
+/**
+ * The partial microservice data exchange graph (MSDEG) of one host and one window, as plain
+ * TypeScript types. The wire form lives in proto/; this is what agent and aggregator code use.
+ */
+import type { SockAddr } from './event.js';
+
+export type EdgeKind = 'net' | 'file' | 'mem' | 'ipc';
+
+/** One directed edge, in the direction the data flows. */
+export interface Edge {
+  srcId: string;
+  dstId: string;
+  src: string;
+  dst: string;
+  kind: EdgeKind;
+  bytes: number;
+  count: number;
+}
+
+/** A socket seen from one host, for the aggregator to join with the other end. */
+export interface Flow {
+  proto: 'tcp' | 'udp';
+  local: SockAddr;
+  remote: SockAddr;
+  side: 'client' | 'server' | 'unknown';
+  /** the thread role that moved the data */
+  roleId: string;
+  role: string;
+  bytesOut: number;
+  bytesIn: number;
+  countOut: number;
+  countIn: number;
+}
+
+/** What the agent saw but could not put on an edge, so nothing is lost silently. */
+export interface WindowStats {
+  events: number;
+  /** data calls on fds whose origin is unknown (opened before tracing, LTTng): calls and bytes */
+  unknownFdCalls: number;
+  unknownFdBytes: number;
+  /** events that arrived after their window had closed, folded into the oldest open window */
+  lateEvents: number;
+}
+
+export interface PartialWindow {
+  app: string;
+  host: string;
+  /** ms since the epoch, a multiple of windowMs */
+  windowStart: number;
+  windowMs: number;
+  edges: Edge[];
+  flows: Flow[];
+  stats: WindowStats;
+}
