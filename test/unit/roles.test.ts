@@ -114,3 +114,11 @@ describe('network roles', () => {
     expect(socketSide('unknown', { ip: '', port: 0 }, a)).toBe('client');
   });
 });
+
+describe('file roles keep numbers that name things', () => {
+  it('keeps architecture names and short numbers inside words', () => {
+    expect(normalisePath('/usr/lib/x86_64-linux-gnu/libc.so.6')).toBe('/usr/lib/x86_64-linux-gnu/libc.so.#');
+    expect(normalisePath('/usr/lib/python3/dist-packages/a.py')).toBe('/usr/lib/python3/dist-packages/a.py');
+    expect(normalisePath('/var/lib/app/session12345678')).toBe('/var/lib/app/session#');
+  });
+});

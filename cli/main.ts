@@ -1,0 +1,252 @@
+#!/usr/bin/env node
+/**
+ * distappguard: one program, subcommands per job. Output for programs goes to stdout (JSON
+ * Lines) or a file; logs go to stderr (JSON, or pretty at a terminal).
+ */
+import { Command, Option } from 'commander';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { hostname } from 'node:os';
+import { createLogger, type Logger } from '../shared/log.js';
+import { parseDuration } from '../shared/duration.js';
+import type { PartialWindow } from '../shared/graph.js';
+import { runCollector, type RunSummary } from '../agent/run.js';
+import { openCollector, type CollectorChoice, type TraceTarget } from '../agent/collectors/open.js';
+import { CollectorUnavailable } from '../agent/collectors/collector.js';
+import { LocalFilesAttribution, ProcAttribution, noAttribution } from '../agent/state/attribution.js';
+import type { TrackerOptions } from '../agent/tracker.js';
+import { windowJson, windowTable } from './format.js';
+import { buildWorkload } from './workload.js';
+
+const VERSION = '0.1.0';
+
+/** A user mistake: printed as one clear line, no stack trace. */
+class UsageError extends Error {}
+
+interface GraphOutputOptions {
+  window: string;
+  app: string;
+  host: string;
+  out?: string;
+  format?: 'table' | 'json';
+  pathGlob?: string[];
+  service?: string[];
+  lateness: string;
+}
+
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, v];
+}
+
+function addGraphOptions(c: Command, defaultWindow = '5s'): Command {
+  return c
+    .option('--window <duration>', 'window length (aligned to multiples since the epoch)', defaultWindow)
+    .option('--app <name>', 'application name', 'default')
+    .option('--host <id>', 'host id written into every window', hostname())
+    .option('--out <file>', 'write windows as JSON Lines to this file')
+    .addOption(new Option('--format <format>', 'stdout format (default: table at a terminal, else json)').choices(['table', 'json']))
+    .option('--path-glob <glob>', 'name file roles by this glob, e.g. "/var/log/nginx/*.log" (repeatable)', collect)
+    .option('--service <id=name>', 'container id (prefix) = service name, for process roles (repeatable)', collect)
+    .option('--lateness <duration>', 'how long a window waits for late events after its end', '1s');
+}
+
+function trackerOptions(o: GraphOutputOptions, attribution: TrackerOptions['attribution']): TrackerOptions {
+  const services: Record<string, string> = {};
+  for (const s of o.service ?? []) {
+    const i = s.indexOf('=');
+    if (i <= 0 || i === s.length - 1) throw new UsageError(`--service '${s}': expected CONTAINER_ID=NAME`);
+    services[s.slice(0, i)] = s.slice(i + 1);
+  }
+  if (!o.app.trim()) throw new UsageError('--app: must not be empty');
+  return {
+    app: o.app,
+    host: o.host,
+    windowMs: wrap(() => parseDuration(o.window, '--window')),
+    latenessMs: wrap(() => parseDuration(o.lateness, '--lateness')),
+    pathGlobs: o.pathGlob,
+    services,
+    attribution,
+  };
+}
+
+function wrap<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** Writes each window to the --out file and to stdout in the chosen format. */
+class WindowSink {
+  private file?: WriteStream;
+  private readonly stdoutFormat: 'table' | 'json' | 'none';
+  windows = 0;
+  constructor(o: GraphOutputOptions) {
+    if (o.out) this.file = createWriteStream(o.out, { flags: 'w' });
+    this.stdoutFormat = o.format ?? (process.stdout.isTTY ? 'table' : o.out ? 'none' : 'json');
+  }
+  write = (w: PartialWindow): void => {
+    this.windows++;
+    this.file?.write(windowJson(w) + '\n');
+    if (this.stdoutFormat === 'table') process.stdout.write(windowTable(w));
+    else if (this.stdoutFormat === 'json') process.stdout.write(windowJson(w) + '\n');
+  };
+  async close(): Promise<void> {
+    const f = this.file;
+    if (f) await new Promise<void>((res, rej) => f.end((err?: Error | null) => (err ? rej(err) : res())));
+  }
+}
+
+function logSummary(log: Logger, s: RunSummary, windows: number): void {
+  const skipped = Object.entries(s.collectorCounters).filter(([k, v]) => v > 0 && !/^(lines|events|batches)$/.test(k));
+  log.info(
+    {
+      collector: s.collector,
+      windows,
+      events: s.tracker.events,
+      dataCalls: s.tracker.dataCalls,
+      roles: s.roles,
+      processes: s.state.processes,
+      threads: s.state.threads,
+      unknownFdCalls: s.tracker.unknownFdCalls,
+      unknownFdBytes: s.tracker.unknownFdBytes,
+      lateEvents: s.tracker.lateEvents,
+      collectorCounters: s.collectorCounters,
+      ms: s.durationMs,
+    },
+    skipped.length ? `done; the collector counted: ${skipped.map(([k, v]) => `${k}=${v}`).join(', ')}` : 'done',
+  );
+}
+
+async function capture(target: TraceTarget, o: GraphOutputOptions & { collector: CollectorChoice; rawOut?: string; duration?: string; strace?: string }, log: Logger): Promise<number> {
+  const topts = trackerOptions(o, new ProcAttribution());
+  const durationMs = o.duration ? wrap(() => parseDuration(o.duration!, '--duration')) : undefined;
+  const opened = await openCollector({ choice: o.collector, target, rawOut: o.rawOut, intervalMs: Math.min(1000, topts.windowMs), stracePath: o.strace, log });
+  const sink = new WindowSink(o);
+  let stopping = false;
+  const onSignal = (sig: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, 'stopping: flushing the last window');
+    void opened.collector.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const summary = await runCollector(opened.collector, { tracker: topts, live: true, log, durationMs }, sink.write);
+    logSummary(log, summary, sink.windows);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await sink.close();
+  }
+  return opened.exitCode?.() ?? 0;
+}
+
+async function importTrace(format: 'strace' | 'lttng', path: string, o: GraphOutputOptions & { exeHash: boolean }, log: Logger): Promise<void> {
+  // a strace log recorded on this host names executables that can still be hashed here,
+  // which gives the same roles as the live capture did
+  const attribution = format === 'strace' && o.exeHash ? new LocalFilesAttribution() : noAttribution;
+  const topts = trackerOptions(o, attribution);
+  const opened = await openCollector({ choice: format === 'strace' ? 'strace-file' : 'lttng', path, log });
+  const sink = new WindowSink(o);
+  try {
+    const summary = await runCollector(opened.collector, { tracker: topts, live: false, log }, sink.write);
+    logSummary(log, summary, sink.windows);
+  } finally {
+    await sink.close();
+  }
+}
+
+export function buildProgram(log: Logger): Command {
+  const program = new Command('distappguard')
+    .description('DistAppGuard: profile distributed applications from their system calls (MSDEG per window)')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)');
+
+  addGraphOptions(
+    program
+      .command('capture')
+      .description('trace live processes and print each window\'s partial MSDEG')
+      .addOption(new Option('--collector <name>', 'ebpf (bpftrace), strace, or auto: eBPF when it works, else strace').choices(['auto', 'ebpf', 'strace']).default('auto'))
+      .option('--pid <pid>', 'attach to a running process (repeatable)', collect)
+      .option('--container <id>', 'attach to every process of a container (id, or a cgroup path)')
+      .option('--raw-out <file>', 'strace collector: also keep the raw strace text, for `import strace` later')
+      .option('--strace <path>', 'strace binary to use', 'strace')
+      .option('--duration <duration>', 'stop after this long')
+      .argument('[command...]', 'command to run and trace (after --)'),
+  ).action(async (command: string[], o) => {
+    const targets = [command.length > 0, (o.pid ?? []).length > 0, o.container !== undefined].filter(Boolean).length;
+    if (targets !== 1) throw new UsageError('capture: give exactly one of --pid PID…, --container ID, or -- COMMAND ARGS…');
+    let target: TraceTarget;
+    if (command.length > 0) target = { command };
+    else if (o.container !== undefined) target = { container: o.container };
+    else {
+      const pids = (o.pid as string[]).map((p) => Number(p));
+      const bad = (o.pid as string[]).find((p) => !/^\d+$/.test(p));
+      if (bad !== undefined) throw new UsageError(`--pid '${bad}': not a process id`);
+      target = { pids };
+    }
+    process.exitCode = await capture(target, o, log);
+  });
+
+  addGraphOptions(
+    program
+      .command('import')
+      .description('replay a recorded trace (strace log, or LTTng CTF through babeltrace2) into windows')
+      .addOption(new Option('--no-exe-hash', 'strace: do not hash executables named in the log (they may differ from when it was recorded)'))
+      .argument('<format>', 'strace | lttng')
+      .argument('<path>', 'strace log file, or LTTng trace folder'),
+  ).action(async (format: string, path: string, o) => {
+    if (format !== 'strace' && format !== 'lttng') throw new UsageError(`import: format must be 'strace' or 'lttng', not '${format}'`);
+    await importTrace(format, path, o, log);
+  });
+
+  addGraphOptions(
+    program
+      .command('demo')
+      .description('build the bundled workload (two C programs, named threads) and capture it live')
+      .addOption(new Option('--collector <name>', 'ebpf, strace, or auto').choices(['auto', 'ebpf', 'strace']).default('auto'))
+      .option('--rounds <n>', 'rounds of traffic, one per second', '6'),
+    '1s',
+  ).action(async (o) => {
+    const w = buildWorkload();
+    const rounds = Number(o.rounds);
+    if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError(`--rounds '${o.rounds}': a whole number ≥ 1`);
+    const file = `/tmp/distappguard-demo-${process.pid}.dat`;
+    const command = [
+      w.server, '--tcp-port', '17001', '--udp-port', '17002', '--',
+      w.client, '--tcp-port', '17001', '--udp-port', '17002', '--rounds', String(rounds), '--interval-ms', '1000',
+      '--file', file, '--file-bytes', String(100_000 * rounds), '--tcp-bytes', String(400_000 * rounds),
+      '--udp-bytes', String(30_000 * rounds), '--mem-bytes', String((1 << 20) * rounds),
+    ];
+    log.info({ command: command.join(' ') }, 'demo: tracing the bundled workload');
+    process.exitCode = await capture({ command }, { ...o, app: o.app === 'default' ? 'demo' : o.app }, log);
+  });
+
+  return program;
+}
+
+async function main(): Promise<void> {
+  const log = createLogger();
+  const program = buildProgram(log);
+  program.exitOverride();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    const err = e as Error & { code?: string; exitCode?: number };
+    if (err.code?.startsWith('commander.')) {
+      process.exitCode = err.exitCode ?? 1;
+      return; // commander already printed help or the error
+    }
+    if (e instanceof UsageError || e instanceof CollectorUnavailable) {
+      process.stderr.write(`distappguard: ${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    log.error({ err }, err.message);
+    process.exitCode = 1;
+  }
+}
+
+await main();
