@@ -110,7 +110,7 @@ export function memRole(proc: RoleSpec): RoleSpec {
 
 const KEEP_TOKENS = ['x86_64', 'x86-64', 'aarch64', 'i386', 'i686', 'arm64', 'amd64', 'ppc64le', 's390x'];
 const KEEP_RE = new RegExp(KEEP_TOKENS.join('|'), 'g');
-const TEMP_DIRS = /^\/(tmp|var\/tmp|dev\/shm|run\/user\/#)\//;
+const TEMP_DIRS = /^\/(tmp|var\/tmp|dev\/shm|run\/user\/[0-9]+)\//;
 
 /**
  * Normalised file path: runs of digits → `#`, hashes/uuids → `#`, random temp-file names → `*`.
@@ -122,17 +122,18 @@ export function normalisePath(path: string, globs: readonly CompiledGlob[] = [])
   // uuids and long hex (hashes, container ids) before plain numbers
   p = p.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi, '#');
   p = p.replace(/(?<![A-Za-z])[0-9a-f]{12,}(?![A-Za-z])/gi, '#');
+  if (TEMP_DIRS.test(p)) {
+    // mkstemp/mkdtemp names: the 6-character suffix after a separator ("dag-Xa9kQz"), or any
+    // 6+ character token mixing cases, or letters and digits ("tmpa8Xk2Q")
+    p = p.replace(/(?<=([/._-]))[A-Za-z0-9#]{6,}(?=$|[/._-])/g, (tok: string, sep: string) =>
+      (sep !== '/' && tok.length === 6) || Number(/[a-z]/.test(tok)) + Number(/[A-Z]/.test(tok)) + Number(/[0-9#]/.test(tok)) >= 2 ? '*' : tok,
+    );
+  }
   // numbers that vary (pids, rotations, sequence numbers) → `#`; short numbers that are part
   // of a word (lib64, python3, ipv6) and architecture names (x86_64) name the thing and stay
   p = p.replace(KEEP_RE, (t) => `\u0001${String.fromCharCode(65 + KEEP_TOKENS.indexOf(t))}\u0002`);
   p = p.replace(/[0-9]+/g, (d: string, off: number, all: string) => (off > 0 && /[A-Za-z]/.test(all[off - 1]) && d.length <= 4 ? d : '#'));
   p = p.replace(/\u0001([A-Z])\u0002/g, (_m, c: string) => KEEP_TOKENS[c.charCodeAt(0) - 65]);
-  if (TEMP_DIRS.test(p)) {
-    // mkstemp/mkdtemp names: 6+ characters mixing cases, or letters and digits
-    p = p.replace(/(?<=[/._-])[A-Za-z0-9#]{6,}(?=$|[/._-])/g, (tok) =>
-      Number(/[a-z]/.test(tok)) + Number(/[A-Z]/.test(tok)) + Number(/[0-9#]/.test(tok)) >= 2 ? '*' : tok,
-    );
-  }
   return p;
 }
 

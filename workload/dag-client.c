@@ -1,8 +1,8 @@
 /*
  * dag-client: the sending half of DistAppGuard's ground-truth workload. Named threads move
  * exactly the bytes they are told to, in `--rounds` rounds `--interval-ms` apart:
- *   file-writer  writes --file-bytes to --file
- *   tcp-send     sends --tcp-bytes to 127.0.0.1:--tcp-port over one TCP connection
+ *   file-writer  writes --file-bytes to --file, --chunk bytes per write()
+ *   tcp-send     sends --tcp-bytes, --chunk bytes per write(), to 127.0.0.1:--tcp-port over one TCP connection
  *   udp-send     sends --udp-bytes in --udp-size datagrams to 127.0.0.1:--udp-port
  *   mem-release  maps --mem-bytes of anonymous memory, touches it, unmaps it
  */
@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-static long rounds, interval_ms, file_bytes, tcp_bytes, udp_bytes, udp_size, mem_bytes, tcp_port, udp_port;
+static long rounds, interval_ms, chunk, file_bytes, tcp_bytes, udp_bytes, udp_size, mem_bytes, tcp_port, udp_port;
 static const char *file_path, *host;
 static char buf[65536];
 
@@ -33,7 +33,7 @@ static void *file_writer(void *arg) {
   if (fd < 0) die("open");
   for (long r = 0; r < rounds; r++) {
     for (long left = share(file_bytes, r); left > 0;) {
-      long n = left < (long)sizeof buf ? left : (long)sizeof buf;
+      long n = left < chunk ? left : chunk;
       if (write_all(fd, buf, (size_t)n) < 0) die("write file");
       left -= n;
     }
@@ -53,7 +53,7 @@ static void *tcp_send(void *arg) {
   if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
   for (long r = 0; r < rounds; r++) {
     for (long left = share(tcp_bytes, r); left > 0;) {
-      long n = left < (long)sizeof buf ? left : (long)sizeof buf;
+      long n = left < chunk ? left : chunk;
       if (write_all(s, buf, (size_t)n) < 0) die("send tcp");
       left -= n;
     }
@@ -112,13 +112,14 @@ int main(int argc, char **argv) {
   tcp_bytes = arg_long(argc, argv, "--tcp-bytes", 200000);
   udp_bytes = arg_long(argc, argv, "--udp-bytes", 30000);
   udp_size = arg_long(argc, argv, "--udp-size", 1000);
+  chunk = arg_long(argc, argv, "--chunk", (long)sizeof buf);
   mem_bytes = arg_long(argc, argv, "--mem-bytes", 1 << 20);
   tcp_port = arg_long(argc, argv, "--tcp-port", 17001);
   udp_port = arg_long(argc, argv, "--udp-port", 17002);
   file_path = arg_str(argc, argv, "--file", "/tmp/dag-client.out");
   host = arg_str(argc, argv, "--host", "127.0.0.1");
-  if (rounds < 1 || udp_size < 1 || udp_size > (long)sizeof buf) {
-    fprintf(stderr, "dag-client: --rounds must be ≥ 1 and --udp-size 1..%zu\n", sizeof buf);
+  if (rounds < 1 || udp_size < 1 || udp_size > (long)sizeof buf || chunk < 1 || chunk > (long)sizeof buf) {
+    fprintf(stderr, "dag-client: --rounds must be ≥ 1, --udp-size and --chunk 1..%zu\n", sizeof buf);
     return 2;
   }
   memset(buf, 'x', sizeof buf);

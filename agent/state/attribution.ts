@@ -4,7 +4,8 @@
  * Effects live here; the state module calls it once per process or thread, never per event.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { dirname, posix } from 'node:path';
 import { containerIdFromCgroup } from './container.js';
 
 export interface ProcessFacts {
@@ -24,6 +25,12 @@ export interface Attribution {
   tgid(tid: number): number | undefined;
   /** sha256 of an executable named by an execve path (pid given so containers resolve) */
   hashExe(path: string, pid: number): string | undefined;
+  /**
+   * The path a process opened, made absolute and free of symlinks where we can see its file
+   * system, so every collector names a file the same way (strace -y prints resolved paths;
+   * open() arguments may be relative or go through /lib → /usr/lib).
+   */
+  resolvePath(pid: number, path: string): string;
 }
 
 /** Replay of a foreign trace: the events are all we know. */
@@ -32,6 +39,7 @@ export const noAttribution: Attribution = {
   threadName: () => undefined,
   tgid: () => undefined,
   hashExe: () => undefined,
+  resolvePath: (_pid, path) => path,
 };
 
 /** Hashes executables, cached by device+inode+mtime+size so a rebuilt binary is hashed anew. */
@@ -123,6 +131,48 @@ export class ProcAttribution implements Attribution {
     // inside a container the path is relative to the process's root
     return this.hasher.hash(`${this.procRoot}/${pid}/root${path}`) ?? this.hasher.hash(path);
   }
+
+  private readonly resolved = new Map<string, string>();
+  private ownMntNs: string | undefined;
+
+  resolvePath(pid: number, path: string): string {
+    let abs = path;
+    if (!path.startsWith('/')) {
+      let cwd: string;
+      try {
+        cwd = readlinkSync(`${this.procRoot}/${pid}/cwd`);
+      } catch {
+        return path; // the process is gone: keep what it said
+      }
+      abs = posix.resolve(cwd, path);
+    } else abs = posix.normalize(path);
+    // symlinks are only ours to follow when the process sees our file system
+    if (!this.sameMountNs(pid)) return abs;
+    const hit = this.resolved.get(abs);
+    if (hit !== undefined) return hit;
+    let real: string;
+    try {
+      real = realpathSync(abs);
+    } catch {
+      try {
+        real = posix.join(realpathSync(dirname(abs)), posix.basename(abs)); // file already deleted
+      } catch {
+        real = abs;
+      }
+    }
+    if (this.resolved.size > 50_000) this.resolved.clear();
+    this.resolved.set(abs, real);
+    return real;
+  }
+
+  private sameMountNs(pid: number): boolean {
+    try {
+      this.ownMntNs ??= readlinkSync(`${this.procRoot}/self/ns/mnt`);
+      return readlinkSync(`${this.procRoot}/${pid}/ns/mnt`) === this.ownMntNs;
+    } catch {
+      return false;
+    }
+  }
 }
 
 /** Replay of a trace recorded on this host: executables named by execve can still be hashed. */
@@ -139,5 +189,8 @@ export class LocalFilesAttribution implements Attribution {
   }
   hashExe(path: string): string | undefined {
     return this.hasher.hash(path);
+  }
+  resolvePath(_pid: number, path: string): string {
+    return path; // strace logs carry resolved paths in their fd annotations
   }
 }

@@ -160,7 +160,9 @@ export class HostState {
       case 'openat':
       case 'openat2':
       case 'creat':
-        if (ev.ret >= 0 && ev.path !== undefined) this.setFd(p, ev.ret, ev.target ?? { kind: 'file', path: ev.path }, 'open');
+        if (ev.ret >= 0 && ev.path !== undefined) {
+          this.setFd(p, ev.ret, ev.target ?? { kind: 'file', path: this.attribution.resolvePath(p.pid, ev.path) }, 'open');
+        }
         return;
       case 'socket':
         if (ev.ret >= 0) this.setFd(p, ev.ret, ev.target ?? socketTarget(ev.flags), 'socket');
@@ -322,7 +324,8 @@ export class HostState {
   private execed(p: ProcessInfo, t: ThreadInfo, ev: SyscallEvent): void {
     const path = ev.path ?? p.exePath;
     p.exePath = path;
-    p.argv = ev.argv ?? p.argv;
+    // a cut argv is left out by the collector: ask /proc rather than keep the old program's
+    p.argv = ev.argv ?? this.attribution.process(p.pid)?.argv;
     p.exeHash = path ? this.attribution.hashExe(path, p.pid) : undefined;
     // the kernel names the thread after the new program unless it renames itself later
     if (path) {

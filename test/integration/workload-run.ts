@@ -58,7 +58,7 @@ export async function runWorkload(
   const file = join(dir, 'out.dat');
   const client = (i: number) => [
     '--', w.client, '--tcp-port', String(ports.tcpPort), '--udp-port', String(ports.udpPort),
-    '--file', truth.replicas > 1 ? `${file}.${i}` : file,
+    '--file', `${file}.${i}`,
     '--file-bytes', String(truth.fileBytes), '--tcp-bytes', String(truth.tcpBytes),
     '--udp-bytes', String(truth.udpBytes), '--udp-size', String(truth.udpSize),
     '--mem-bytes', String(truth.memBytes), '--rounds', String(truth.rounds), '--interval-ms', String(truth.intervalMs),
@@ -76,7 +76,7 @@ export async function runWorkload(
     { tracker: { app: 'test', host: 'h1', windowMs, latenessMs: 1000, attribution: new ProcAttribution() }, live: true },
     (pw) => windows.push(pw),
   );
-  return { windows, summary, ...ports, file, exitCode: opened.exitCode?.() };
+  return { windows, summary, ...ports, file: `${file}.0`, exitCode: opened.exitCode?.() };
 }
 
 /** bytes and calls per "src -> dst kind" over all windows */

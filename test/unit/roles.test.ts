@@ -68,6 +68,9 @@ describe('file roles', () => {
     expect(normalisePath('/var/lib/docker/containers/0123456789abcdef0123/log')).toBe('/var/lib/docker/containers/#/log');
     expect(normalisePath('/tmp/tmpa8Xk2Q/data.db')).toBe('/tmp/*/data.db');
     expect(normalisePath('/tmp/session.aZbYcX')).toBe('/tmp/session.*');
+    expect(normalisePath('/tmp/dag-abcdef/out.dat')).toBe('/tmp/dag-*/out.dat');
+    expect(normalisePath('/tmp/dag-a1b2Z3/out.dat')).toBe('/tmp/dag-*/out.dat');
+    expect(normalisePath('/tmp/systemd-private/x')).toBe('/tmp/systemd-private/x');
     expect(normalisePath('/etc/nginx/nginx.conf')).toBe('/etc/nginx/nginx.conf');
     expect(normalisePath('/data/deleted-file (deleted)')).toBe('/data/deleted-file');
     expect(fileRole('/var/log/app.1.log').label).toBe('file:/var/log/app.#.log');

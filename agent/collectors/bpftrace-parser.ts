@@ -1,0 +1,828 @@
+/**
+ * Output of agent/collectors/bpftrace/syscalls.bt → SyscallEvent batches. Pure: no I/O; the
+ * live collector (ebpf.ts) feeds it the lines of bpftrace's stdout; tests feed it fixtures.
+ *
+ * The line format is documented at the top of the script. Decisions:
+ * - Text output, not `-f json`: bpftrace 0.17 prints a whole map as ONE json line (a dump of
+ *   thousands of rows would be one multi-megabyte line parsed at once), while the text form
+ *   is a line per row; our own records are printf lines we designed (tab separated, numbers
+ *   first, comm and strings last so anything they contain stays in the last field).
+ * - Aggregated rows (@d/@t/@e) are collected until the dump's `D <bucket>` line, then turned
+ *   into events: one per (bucket, thread, fd, call, what the fd is), `count` = calls,
+ *   `bytes` = `ret` = sum of the return values (sendmmsg/recvmmsg: of msg_len). Calls that
+ *   failed or returned 0 (EOF, an empty datagram) are rows of their own (per errno, bytes 0,
+ *   no target) so that, as with strace, only calls that moved data count on an edge. A row's time
+ *   is its last call's (@t), so a row sorts after the open that made its fd and before the
+ *   close that ended it; single events (open, close, …) are held back until the dump of
+ *   their bucket and released together with the rows, sorted by time. The state can then
+ *   resolve fds correctly even though the rows were summed in the kernel.
+ * - A row printed twice (bpftrace dropped the clear(), or a late writer re-created it) is
+ *   turned into a delta against what was already emitted for that bucket and key: bytes are
+ *   never counted twice.
+ * - Targets come from the kernel's own socket (BTF walk): tcp/udp with local and remote
+ *   address, unix with inode and peer inode, pipes with inode, netlink. Regular files get no
+ *   target: the path comes from the open event (a path-less target would replace it in the
+ *   state's fd table). Unconnected datagram sockets: the peer of each row is `addr`, the
+ *   socket's target has no remote (as with strace).
+ * - IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are given as the dotted IPv4 address: the
+ *   peer on the other host sees an IPv4 socket, and cross-host correlation must match them.
+ * - Field conventions follow strace-parser.ts (what agent/state expects): fd-creating calls
+ *   ret = new fd; dup*: fd = old, fd2 = new; pipe/socketpair: fds and fd/fd2; connect/bind/
+ *   accept: target = the socket after the call; close_range: fd = first, fd2 = last.
+ * - A traced process whose last thread exits without calling exit_group (killed by a signal)
+ *   gets an `exit_group` event from the X line (ret = status, or -1 and err = signal name).
+ * - Nothing throws: bad lines are counted and reported through the sink (at most
+ *   `maxProblemsPerKind` reports per kind; the counters stay exact).
+ */
+import type { FdTarget, SockAddr, SyscallEvent } from '../../shared/event.js';
+import type { CollectorCounters, ProblemSink } from './collector.js';
+
+// ---------------------------------------------------------------------------------------
+// Syscall numbers: the script keys rows by args->__syscall_nr (a number per probe costs
+// nothing; a name string in a map key would cost 64 bytes per row).
+
+export type SyscallArch = 'x64' | 'arm64';
+
+/** x86_64 (asm/unistd_64.h); sendfile is the kernel's sendfile64, named as strace names it */
+const NR_X64: Record<string, number> = {
+  read: 0, write: 1, open: 2, close: 3, mmap: 9, munmap: 11, brk: 12, pread64: 17, pwrite64: 18,
+  readv: 19, writev: 20, pipe: 22, mremap: 25, madvise: 28, dup: 32, dup2: 33, sendfile: 40,
+  socket: 41, connect: 42, accept: 43, sendto: 44, recvfrom: 45, sendmsg: 46, recvmsg: 47,
+  bind: 49, listen: 50, socketpair: 53, clone: 56, fork: 57, vfork: 58, execve: 59, exit: 60,
+  fcntl: 72, creat: 85, prctl: 157, exit_group: 231, openat: 257, splice: 275, tee: 276,
+  vmsplice: 278, eventfd: 284, accept4: 288, eventfd2: 290, dup3: 292, pipe2: 293, preadv: 295,
+  pwritev: 296, recvmmsg: 299, sendmmsg: 307, execveat: 322, copy_file_range: 326, preadv2: 327,
+  pwritev2: 328, clone3: 435, close_range: 436, openat2: 437,
+};
+
+/** arm64 (asm-generic/unistd.h): no open, pipe, dup2, fork, vfork, creat, eventfd */
+const NR_ARM64: Record<string, number> = {
+  eventfd2: 19, dup: 23, dup3: 24, fcntl: 25, openat: 56, close: 57, pipe2: 59, read: 63, write: 64,
+  readv: 65, writev: 66, pread64: 67, pwrite64: 68, preadv: 69, pwritev: 70, sendfile: 71,
+  vmsplice: 75, splice: 76, tee: 77, exit: 93, exit_group: 94, prctl: 167, socket: 198,
+  socketpair: 199, bind: 200, listen: 201, accept: 202, connect: 203, sendto: 206, recvfrom: 207,
+  sendmsg: 211, recvmsg: 212, brk: 214, munmap: 215, mremap: 216, clone: 220, execve: 221,
+  mmap: 222, madvise: 233, accept4: 242, recvmmsg: 243, sendmmsg: 269, execveat: 281,
+  copy_file_range: 285, preadv2: 286, pwritev2: 287, clone3: 435, close_range: 436, openat2: 437,
+};
+
+export function syscallNames(arch: SyscallArch): string[] {
+  const t = arch === 'arm64' ? NR_ARM64 : NR_X64;
+  const names: string[] = [];
+  for (const [name, nr] of Object.entries(t)) names[nr] = name;
+  return names;
+}
+
+export function hostArch(): SyscallArch | undefined {
+  return process.arch === 'x64' ? 'x64' : process.arch === 'arm64' ? 'arm64' : undefined;
+}
+
+// ---------------------------------------------------------------------------------------
+// Numbers to text, as strace prints them (agent/state looks for these names).
+
+const ERRNO: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 6: 'ENXIO', 7: 'E2BIG', 8: 'ENOEXEC',
+  9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 14: 'EFAULT', 15: 'ENOTBLK',
+  16: 'EBUSY', 17: 'EEXIST', 18: 'EXDEV', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL',
+  23: 'ENFILE', 24: 'EMFILE', 25: 'ENOTTY', 26: 'ETXTBSY', 27: 'EFBIG', 28: 'ENOSPC', 29: 'ESPIPE',
+  30: 'EROFS', 31: 'EMLINK', 32: 'EPIPE', 33: 'EDOM', 34: 'ERANGE', 35: 'EDEADLK',
+  36: 'ENAMETOOLONG', 37: 'ENOLCK', 38: 'ENOSYS', 39: 'ENOTEMPTY', 40: 'ELOOP', 42: 'ENOMSG',
+  43: 'EIDRM', 61: 'ENODATA', 62: 'ETIME', 71: 'EPROTO', 74: 'EBADMSG', 75: 'EOVERFLOW',
+  77: 'EBADFD', 84: 'EILSEQ', 88: 'ENOTSOCK', 89: 'EDESTADDRREQ', 90: 'EMSGSIZE',
+  91: 'EPROTOTYPE', 92: 'ENOPROTOOPT', 93: 'EPROTONOSUPPORT', 94: 'ESOCKTNOSUPPORT',
+  95: 'EOPNOTSUPP', 96: 'EPFNOSUPPORT', 97: 'EAFNOSUPPORT', 98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL',
+  100: 'ENETDOWN', 101: 'ENETUNREACH', 102: 'ENETRESET', 103: 'ECONNABORTED', 104: 'ECONNRESET',
+  105: 'ENOBUFS', 106: 'EISCONN', 107: 'ENOTCONN', 108: 'ESHUTDOWN', 109: 'ETOOMANYREFS',
+  110: 'ETIMEDOUT', 111: 'ECONNREFUSED', 112: 'EHOSTDOWN', 113: 'EHOSTUNREACH', 114: 'EALREADY',
+  115: 'EINPROGRESS', 116: 'ESTALE', 122: 'EDQUOT', 125: 'ECANCELED', 130: 'EOWNERDEAD',
+  131: 'ENOTRECOVERABLE',
+  // kernel-internal values a sys_exit tracepoint sees before signal handling rewrites them
+  512: 'ERESTARTSYS', 513: 'ERESTARTNOINTR', 514: 'ERESTARTNOHAND', 516: 'ERESTART_RESTARTBLOCK',
+};
+
+export function errnoName(n: number): string {
+  return ERRNO[n] ?? `ERRNO_${n}`;
+}
+
+const SIGNALS = [
+  '', 'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGKILL',
+  'SIGUSR1', 'SIGSEGV', 'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', 'SIGSTKFLT', 'SIGCHLD',
+  'SIGCONT', 'SIGSTOP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU', 'SIGURG', 'SIGXCPU', 'SIGXFSZ',
+  'SIGVTALRM', 'SIGPROF', 'SIGWINCH', 'SIGIO', 'SIGPWR', 'SIGSYS',
+];
+
+function signalName(n: number): string {
+  return SIGNALS[n] || `SIG${n}`;
+}
+
+type Bits = ReadonlyArray<readonly [number, string]>;
+
+/** names of the set bits, in table order; leftover bits as hex */
+function bitNames(v: number, bits: Bits, out: string[] = []): string[] {
+  let rest = v;
+  for (const [bit, name] of bits) {
+    if (bit !== 0 && (v & bit) === bit) {
+      out.push(name);
+      rest &= ~bit;
+    }
+  }
+  if (rest !== 0) out.push('0x' + (rest >>> 0).toString(16));
+  return out;
+}
+
+const O_FLAGS: Bits = [
+  [0o100, 'O_CREAT'], [0o200, 'O_EXCL'], [0o400, 'O_NOCTTY'], [0o1000, 'O_TRUNC'],
+  [0o2000, 'O_APPEND'], [0o4000, 'O_NONBLOCK'], [0o10000, 'O_DSYNC'], [0o20000, 'O_ASYNC'],
+  [0o40000, 'O_DIRECT'], [0o200000, 'O_DIRECTORY'], [0o400000, 'O_NOFOLLOW'],
+  [0o1000000, 'O_NOATIME'], [0o2000000, 'O_CLOEXEC'], [0o4000000 | 0o10000, 'O_SYNC'],
+  [0o10000000, 'O_PATH'], [0o20000000 | 0o200000, 'O_TMPFILE'], [0o100000, 'O_LARGEFILE'],
+];
+
+/** x86_64 and arm64 share these values */
+export function openFlags(v: number): string {
+  const acc = v & 3;
+  const out = [acc === 0 ? 'O_RDONLY' : acc === 1 ? 'O_WRONLY' : acc === 2 ? 'O_RDWR' : 'O_ACCMODE'];
+  return bitNames(v & ~3, O_FLAGS, out).join('|');
+}
+
+/** flags of pipe2/dup3/eventfd2/accept4/socket types: only the fd-creation bits */
+const FD_FLAGS: Bits = [[0o2000000, 'O_CLOEXEC'], [0o4000, 'O_NONBLOCK'], [0o40000, 'O_DIRECT']];
+const EFD_FLAGS: Bits = [[1, 'EFD_SEMAPHORE'], [0o2000000, 'EFD_CLOEXEC'], [0o4000, 'EFD_NONBLOCK']];
+
+const AF: Record<number, string> = {
+  0: 'AF_UNSPEC', 1: 'AF_UNIX', 2: 'AF_INET', 10: 'AF_INET6', 16: 'AF_NETLINK', 17: 'AF_PACKET',
+  40: 'AF_VSOCK', 44: 'AF_XDP',
+};
+const SOCK_TYPE: Record<number, string> = {
+  1: 'SOCK_STREAM', 2: 'SOCK_DGRAM', 3: 'SOCK_RAW', 4: 'SOCK_RDM', 5: 'SOCK_SEQPACKET', 10: 'SOCK_PACKET',
+};
+
+/** "AF_INET|SOCK_STREAM|SOCK_CLOEXEC", as strace's first two socket() arguments */
+export function socketFlags(family: number, type: number): string {
+  const out = [AF[family] ?? `AF_${family}`, SOCK_TYPE[type & 0xf] ?? `SOCK_${type & 0xf}`];
+  if (type & 0o2000000) out.push('SOCK_CLOEXEC');
+  if (type & 0o4000) out.push('SOCK_NONBLOCK');
+  return out.join('|');
+}
+
+const CLONE_FLAGS: Bits = [
+  [0x100, 'CLONE_VM'], [0x200, 'CLONE_FS'], [0x400, 'CLONE_FILES'], [0x800, 'CLONE_SIGHAND'],
+  [0x1000, 'CLONE_PIDFD'], [0x2000, 'CLONE_PTRACE'], [0x4000, 'CLONE_VFORK'], [0x8000, 'CLONE_PARENT'],
+  [0x10000, 'CLONE_THREAD'], [0x20000, 'CLONE_NEWNS'], [0x40000, 'CLONE_SYSVSEM'],
+  [0x80000, 'CLONE_SETTLS'], [0x100000, 'CLONE_PARENT_SETTID'], [0x200000, 'CLONE_CHILD_CLEARTID'],
+  [0x400000, 'CLONE_DETACHED'], [0x800000, 'CLONE_UNTRACED'], [0x1000000, 'CLONE_CHILD_SETTID'],
+  [0x2000000, 'CLONE_NEWCGROUP'], [0x4000000, 'CLONE_NEWUTS'], [0x8000000, 'CLONE_NEWIPC'],
+  [0x10000000, 'CLONE_NEWUSER'], [0x20000000, 'CLONE_NEWPID'], [0x40000000, 'CLONE_NEWNET'],
+  [0x80000000, 'CLONE_IO'],
+];
+
+/** clone flags; the low byte of clone()'s flags (or clone3's exit_signal) is the exit signal */
+export function cloneFlags(flags: number, exitSignal: number): string {
+  const out = bitNames(flags & ~0xff, CLONE_FLAGS);
+  if (exitSignal > 0) out.push(signalName(exitSignal));
+  return out.join('|') || '0';
+}
+
+const MAP_FLAGS: Bits = [
+  [0x10, 'MAP_FIXED'], [0x20, 'MAP_ANONYMOUS'], [0x40, 'MAP_32BIT'], [0x100, 'MAP_GROWSDOWN'],
+  [0x800, 'MAP_DENYWRITE'], [0x1000, 'MAP_EXECUTABLE'], [0x2000, 'MAP_LOCKED'],
+  [0x4000, 'MAP_NORESERVE'], [0x8000, 'MAP_POPULATE'], [0x10000, 'MAP_NONBLOCK'],
+  [0x20000, 'MAP_STACK'], [0x40000, 'MAP_HUGETLB'], [0x80000, 'MAP_SYNC'],
+  [0x100000, 'MAP_FIXED_NOREPLACE'],
+];
+
+export function mmapFlags(v: number): string {
+  const t = v & 0xf;
+  const out = [t === 1 ? 'MAP_SHARED' : t === 2 ? 'MAP_PRIVATE' : t === 3 ? 'MAP_SHARED_VALIDATE' : `MAP_TYPE_${t}`];
+  return bitNames(v & ~0xf & ~0xfc000000, MAP_FLAGS, out).join('|');
+}
+
+const MADV: Record<number, string> = {
+  0: 'MADV_NORMAL', 1: 'MADV_RANDOM', 2: 'MADV_SEQUENTIAL', 3: 'MADV_WILLNEED', 4: 'MADV_DONTNEED',
+  8: 'MADV_FREE', 9: 'MADV_REMOVE', 10: 'MADV_DONTFORK', 11: 'MADV_DOFORK', 12: 'MADV_MERGEABLE',
+  13: 'MADV_UNMERGEABLE', 14: 'MADV_HUGEPAGE', 15: 'MADV_NOHUGEPAGE', 16: 'MADV_DONTDUMP',
+  17: 'MADV_DODUMP', 18: 'MADV_WIPEONFORK', 19: 'MADV_KEEPONFORK', 20: 'MADV_COLD',
+  21: 'MADV_PAGEOUT', 22: 'MADV_POPULATE_READ', 23: 'MADV_POPULATE_WRITE',
+  24: 'MADV_DONTNEED_LOCKED', 25: 'MADV_COLLAPSE', 100: 'MADV_HWPOISON',
+};
+const MREMAP_FLAGS: Bits = [[1, 'MREMAP_MAYMOVE'], [2, 'MREMAP_FIXED'], [4, 'MREMAP_DONTUNMAP']];
+const CLOSE_RANGE_FLAGS: Bits = [[2, 'CLOSE_RANGE_UNSHARE'], [4, 'CLOSE_RANGE_CLOEXEC']];
+
+// ---------------------------------------------------------------------------------------
+// Addresses as the kernel keeps them (little-endian reads of network-order bytes).
+
+const U32 = 0xffffffffn;
+
+/** bpftrace prints u64 keys unsigned and %lld signed: accept both */
+function u64(t: string): bigint {
+  if (t === '0') return 0n;
+  return BigInt.asUintN(64, BigInt(t));
+}
+
+function swap16(v: number): number {
+  return ((v & 0xff) << 8) | ((v >> 8) & 0xff);
+}
+
+function ipv4(lo: number): string {
+  return `${lo & 255}.${(lo >>> 8) & 255}.${(lo >>> 16) & 255}.${lo >>> 24}`;
+}
+
+/** canonical text (RFC 5952) of the address whose four LE-read words are hi:lo */
+export function formatIp(family: number, hi: bigint, lo: bigint): string {
+  if (family === 2) return ipv4(Number(lo & U32));
+  const w = [Number(hi >> 32n), Number(hi & U32), Number(lo >> 32n), Number(lo & U32)];
+  const g: number[] = []; // eight 16-bit groups, network order
+  for (const x of w) {
+    g.push(((x & 255) << 8) | ((x >>> 8) & 255), (((x >>> 16) & 255) << 8) | (x >>> 24));
+  }
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    return ipv4(w[3]); // IPv4-mapped: the peer sees an IPv4 socket
+  }
+  // longest run (≥ 2) of zero groups becomes "::", the first one on a tie
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (a: number, b: number): string => g.slice(a, b).map((x) => x.toString(16)).join(':');
+  if (bestAt < 0) return hex(0, 8);
+  return hex(0, bestAt) + '::' + hex(bestAt + bestLen, 8);
+}
+
+function sockKind(protocol: number): 'tcp' | 'udp' | 'socket' {
+  const p = protocol & 0xffff;
+  return p === 6 ? 'tcp' : p === 17 || p === 136 ? 'udp' : 'socket';
+}
+
+// ---------------------------------------------------------------------------------------
+
+export interface BpftraceParserOptions {
+  /** bucket length given to the script (ms) */
+  intervalMs: number;
+  /** epoch ns − CLOCK_MONOTONIC ns: the offset given to the script */
+  offsetNs: bigint;
+  /** whose syscall numbers (default: this machine's) */
+  arch?: SyscallArch;
+  onProblem?: ProblemSink;
+  /** reports per problem kind before going quiet (counters stay exact); default 20 */
+  maxProblemsPerKind?: number;
+  /** the last thread of a traced process exited (X line) */
+  onProcessExit?: (pid: number, tsMs: number) => void;
+  /** a traced task forked a new process (clone without CLONE_THREAD, fork, vfork) */
+  onProcessStart?: (pid: number) => void;
+}
+
+interface DumpRow {
+  count: number;
+  total: number;
+}
+
+/** how many past buckets keep their emitted totals, to turn reprinted rows into deltas */
+const KEEP_BUCKETS = 16;
+/** numeric fields before comm in @d/@t keys, and in @e keys */
+const D_FIELDS = 16;
+const E_FIELDS = 6;
+const MAP_LINE = /^@([dte])([01])\[(.*)\]: (.*)$/;
+const STATS_VALUE = /^count (\d+), average -?\d+, total (-?\d+)$/;
+
+export class BpftraceParser {
+  private readonly intervalMs: number;
+  /** offset split so that ts = offMs + (ns + offRemNs) / 1e6 stays exact in doubles */
+  private readonly offMs: number;
+  private readonly offRemNs: number;
+  private readonly names: string[];
+  private readonly sink: ProblemSink | undefined;
+  private readonly maxReports: number;
+  private readonly onProcessExit: ((pid: number, tsMs: number) => void) | undefined;
+  private readonly onProcessStart: ((pid: number) => void) | undefined;
+
+  private lineNo = 0;
+  private readyPid = 0;
+  private done = false;
+  /** singles waiting for the dump of their bucket */
+  private held: SyscallEvent[] = [];
+  /** rows of the dump being read */
+  private dRows = new Map<string, DumpRow>();
+  private tRows = new Map<string, number>();
+  private eRows = new Map<string, number>();
+  /** bucket → key → what was emitted already */
+  private readonly emitted = new Map<number, Map<string, DumpRow>>();
+  /** A lines waiting for their S/N line, per tid */
+  private readonly strings = new Map<number, { path?: string; argv?: string[] }>();
+  /** pids whose exit_group call was seen: their X line adds nothing */
+  private readonly exitCalled = new Set<number>();
+  /** singles released up to this time (ms): later arrivals before it are "late" */
+  private releasedTo = -Infinity;
+  private readonly reports = new Map<string, number>();
+  private readonly c = {
+    lines: 0, singles: 0, rows: 0, errorRows: 0, rowCalls: 0, rowBytes: 0, dumps: 0,
+    reprintedRows: 0, staleRows: 0, lateSingles: 0, lostEvents: 0, processExits: 0,
+    malformed: 0, unknownCall: 0, unknownLine: 0, events: 0,
+  };
+
+  constructor(opts: BpftraceParserOptions) {
+    this.intervalMs = opts.intervalMs;
+    this.offMs = Number(opts.offsetNs / 1_000_000n);
+    this.offRemNs = Number(opts.offsetNs % 1_000_000n);
+    this.names = syscallNames(opts.arch ?? hostArch() ?? 'x64');
+    this.sink = opts.onProblem;
+    this.maxReports = opts.maxProblemsPerKind ?? 20;
+    this.onProcessExit = opts.onProcessExit;
+    this.onProcessStart = opts.onProcessStart;
+  }
+
+  /** bpftrace's pid once the script said it is attached (R line), else 0 */
+  get ready(): number {
+    return this.readyPid;
+  }
+
+  /** the END marker (Z) was seen: everything was flushed */
+  get ended(): boolean {
+    return this.done;
+  }
+
+  counters(): CollectorCounters {
+    return { ...this.c };
+  }
+
+  /** epoch ms of a bpftrace nsecs value */
+  tsOf(monoNs: number): number {
+    return this.offMs + (monoNs + this.offRemNs) / 1e6;
+  }
+
+  /**
+   * One line of output (without its newline). Returns the events a dump completed
+   * (`D`, `Z`), in time order, or undefined.
+   */
+  push(line: string): SyscallEvent[] | undefined {
+    this.lineNo++;
+    this.c.lines++;
+    if (this.done || line.length === 0) return undefined; // bpftrace prints maps again at exit
+    try {
+      switch (line.charCodeAt(0)) {
+        case 83 /* S */:
+          return this.single(line);
+        case 78 /* N */:
+          return this.net(line);
+        case 65 /* A */:
+          if (line.charCodeAt(1) === 9) return this.stringLine(line);
+          break;
+        case 64 /* @ */:
+          return this.mapLine(line);
+        case 68 /* D */:
+          if (line.charCodeAt(1) === 9) return this.dump(line);
+          break;
+        case 88 /* X */:
+          if (line.charCodeAt(1) === 9) return this.exitLine(line);
+          break;
+        case 82 /* R */:
+          if (line.charCodeAt(1) === 9) {
+            const f = line.split('\t');
+            this.readyPid = Number(f[2]) || -1;
+            return undefined;
+          }
+          break;
+        case 90 /* Z */:
+          if (line === 'Z') return this.finish();
+          break;
+        case 76 /* L */: {
+          const m = /^Lost (\d+) events/.exec(line);
+          if (m) {
+            this.c.lostEvents += Number(m[1]);
+            this.problem('lostEvents', `bpftrace lost ${m[1]} events (perf buffer full)`, line);
+            return undefined;
+          }
+          break;
+        }
+      }
+      if (line.startsWith('Attaching ')) return undefined;
+      this.c.unknownLine++;
+      this.problem('unknownLine', 'unrecognised line', line);
+    } catch (e) {
+      this.c.malformed++;
+      this.problem('malformed', `cannot parse: ${(e as Error).message}`, line);
+    }
+    return undefined;
+  }
+
+  /** End of the stream (or Z): everything held is released. */
+  finish(): SyscallEvent[] {
+    const out = this.done ? [] : this.release(Infinity);
+    this.done = true;
+    return out;
+  }
+
+  // ------------------------------------------------------------------ record kinds
+
+  private single(line: string): undefined {
+    const f = line.split('\t');
+    if (f.length < 12) return this.bad(line, 'S line with too few fields');
+    const call = this.names[Number(f[4])];
+    if (call === undefined) return this.unknown(line, f[4]);
+    const tid = Number(f[3]);
+    const ev = this.base(f, call, f.slice(11).join('\t'));
+    const a1 = Number(f[6]);
+    const a2 = Number(f[7]);
+    const a3 = Number(f[8]);
+    const a4 = Number(f[9]);
+    const a5 = Number(f[10]);
+    const ok = ev.ret >= 0;
+    const strs = this.strings.get(tid);
+    if (strs) this.strings.delete(tid);
+    switch (call) {
+      case 'open':
+      case 'openat':
+      case 'openat2':
+      case 'creat': {
+        const dfd = a1 | 0;
+        if (call !== 'open' && call !== 'creat' && dfd !== -100) ev.fd = dfd;
+        ev.flags = openFlags(a2);
+        if (strs?.path !== undefined) {
+          ev.path = strs.path;
+          // the state takes {file, path} from the path; an absolute one is what -y shows
+          if (ok && strs.path.charCodeAt(0) === 47) ev.target = { kind: 'file', path: strs.path };
+        }
+        break;
+      }
+      case 'close':
+      case 'listen':
+        ev.fd = a1 | 0;
+        break;
+      case 'close_range':
+        ev.fd = a1 >>> 0;
+        ev.fd2 = a2 >>> 0;
+        if (a3) ev.flags = bitNames(a3, CLOSE_RANGE_FLAGS).join('|');
+        break;
+      case 'dup':
+        ev.fd = a1 | 0;
+        if (ok) ev.fd2 = ev.ret;
+        break;
+      case 'dup2':
+      case 'dup3':
+        ev.fd = a1 | 0;
+        ev.fd2 = a2 | 0;
+        if (a3) ev.flags = bitNames(a3, FD_FLAGS).join('|');
+        break;
+      case 'fcntl':
+        ev.fd = a1 | 0;
+        ev.flags = a2 === 1030 ? 'F_DUPFD_CLOEXEC' : 'F_DUPFD';
+        if (ok) ev.fd2 = ev.ret;
+        break;
+      case 'socket':
+        ev.flags = socketFlags(a1, a2);
+        break;
+      case 'socketpair':
+      case 'pipe':
+      case 'pipe2':
+        if (call === 'socketpair') ev.flags = socketFlags(a1, a2);
+        else if (a1) ev.flags = bitNames(a1, FD_FLAGS).join('|');
+        if (ok) {
+          ev.fds = [a4 | 0, a5 | 0];
+          ev.fd = a4 | 0;
+          ev.fd2 = a5 | 0;
+        }
+        break;
+      case 'eventfd':
+      case 'eventfd2':
+        if (a2) ev.flags = bitNames(a2, EFD_FLAGS).join('|');
+        break;
+      case 'clone':
+      case 'clone3':
+      case 'fork':
+      case 'vfork':
+        if (call === 'clone') ev.flags = cloneFlags(a1, a1 & 0xff);
+        else if (call === 'clone3') ev.flags = cloneFlags(a1, a2);
+        if (ev.ret > 0 && (call === 'fork' || call === 'vfork' || (a1 & 0x10000) === 0)) this.onProcessStart?.(ev.ret);
+        break;
+      case 'execve':
+      case 'execveat':
+        if (strs?.path !== undefined) ev.path = strs.path;
+        if (strs?.argv) ev.argv = strs.argv;
+        break;
+      case 'exit_group':
+        this.exitCalled.add(ev.pid);
+        ev.ret = 0;
+        break;
+      case 'exit':
+        ev.ret = 0;
+        break;
+      case 'prctl':
+        ev.flags = 'PR_SET_NAME';
+        if (strs?.path !== undefined) ev.name = strs.path;
+        break;
+      case 'mmap':
+        ev.len = a2;
+        ev.flags = mmapFlags(a4);
+        if ((a4 & 0x20) === 0 && (a5 | 0) >= 0) ev.fd = a5 | 0;
+        break;
+      case 'munmap':
+        ev.len = a2;
+        break;
+      case 'madvise':
+        ev.len = a2;
+        ev.flags = MADV[a3] ?? `MADV_${a3}`;
+        break;
+      case 'mremap':
+        ev.len = a3;
+        if (a4) ev.flags = bitNames(a4, MREMAP_FLAGS).join('|');
+        break;
+    }
+    this.hold(ev);
+    return undefined;
+  }
+
+  private net(line: string): undefined {
+    const f = line.split('\t');
+    if (f.length < 20) return this.bad(line, 'N line with too few fields');
+    const call = this.names[Number(f[4])];
+    if (call === undefined) return this.unknown(line, f[4]);
+    const tid = Number(f[3]);
+    const ev = this.base(f, call, f.slice(19).join('\t'));
+    const strs = this.strings.get(tid);
+    if (strs) this.strings.delete(tid);
+    ev.fd = Number(f[6]) | 0;
+    const afam = Number(f[7]);
+    if (afam === 2 || afam === 10) {
+      ev.addr = { ip: formatIp(afam, u64(f[9]), u64(f[10])), port: swap16(Number(f[8]) & 0xffff) };
+    } else if (afam === 1 && strs?.path !== undefined) {
+      ev.path = strs.path;
+    }
+    const fam = Number(f[11]);
+    if (fam === 2 || fam === 10) {
+      const t: FdTarget = {
+        kind: sockKind(Number(f[12])),
+        local: { ip: formatIp(fam, u64(f[14]), u64(f[15])), port: Number(f[13]) & 0xffff },
+      };
+      const rport = swap16(Number(f[16]) & 0xffff);
+      const rhi = u64(f[17]);
+      const rlo = u64(f[18]);
+      if (rport !== 0 || rhi !== 0n || rlo !== 0n) t.remote = { ip: formatIp(fam, rhi, rlo), port: rport };
+      ev.target = t;
+      if ((call === 'accept' || call === 'accept4') && t.remote) ev.addr = t.remote;
+    }
+    this.hold(ev);
+    return undefined;
+  }
+
+  private stringLine(line: string): undefined {
+    const f = line.split('\t');
+    if (f.length < 5) return this.bad(line, 'A line with too few fields');
+    const tid = Number(f[2]);
+    const i = Number(f[3]);
+    const s = f.length === 5 ? f[4] : f.slice(4).join('\t');
+    let e = this.strings.get(tid);
+    if (!e) this.strings.set(tid, (e = {}));
+    if (i < 0) e.path = s;
+    else (e.argv ??= [])[i] = s;
+    return undefined;
+  }
+
+  private exitLine(line: string): undefined {
+    const f = line.split('\t');
+    if (f.length < 6) return this.bad(line, 'X line with too few fields');
+    const pid = Number(f[2]);
+    const ts = this.tsOf(Number(f[1]));
+    this.c.processExits++;
+    if (!this.exitCalled.delete(pid)) {
+      // killed by a signal (or the leader exited via exit() last): tell the state it is gone
+      const code = Number(f[4]);
+      const sig = code & 0x7f;
+      const ev: SyscallEvent = {
+        ts, pid, tid: Number(f[3]), comm: f.slice(5).join('\t'), call: 'exit_group',
+        ret: sig ? -1 : (code >> 8) & 0xff, bytes: 0,
+      };
+      if (sig) ev.err = signalName(sig);
+      this.hold(ev);
+    }
+    this.onProcessExit?.(pid, ts);
+    return undefined;
+  }
+
+  private mapLine(line: string): undefined {
+    const m = MAP_LINE.exec(line);
+    if (!m) return this.bad(line, 'map line not understood');
+    const kind = m[1];
+    const key = m[3];
+    const value = m[4];
+    if (kind === 'd') {
+      const v = STATS_VALUE.exec(value);
+      if (!v) return this.bad(line, 'stats value not understood');
+      const prev = this.dRows.get(key);
+      const count = Number(v[1]);
+      const total = Number(v[2]);
+      // the same key in both parity maps cannot happen (the bucket is in the key); a
+      // repeated line within a dump is summed, as bpftrace would have
+      this.dRows.set(key, prev ? { count: prev.count + count, total: prev.total + total } : { count, total });
+    } else {
+      if (!/^\d+$/.test(value)) return this.bad(line, 'value not a number');
+      const n = Number(value);
+      if (kind === 't') this.tRows.set(key, Math.max(n, this.tRows.get(key) ?? 0));
+      else this.eRows.set(key, (this.eRows.get(key) ?? 0) + n);
+    }
+    return undefined;
+  }
+
+  private dump(line: string): SyscallEvent[] {
+    const b = Number(line.slice(2));
+    if (!Number.isFinite(b)) {
+      this.bad(line, 'D line without a bucket');
+      return [];
+    }
+    this.c.dumps++;
+    for (const old of this.emitted.keys()) if (old < b - KEEP_BUCKETS) this.emitted.delete(old);
+    return this.release((b + 1) * this.intervalMs);
+  }
+
+  // ------------------------------------------------------------------ assembling
+
+  /** rows of the dump read so far + singles before `upTo` (ms), sorted by time */
+  private release(upTo: number): SyscallEvent[] {
+    const out: SyscallEvent[] = [];
+    for (const [key, r] of this.dRows) {
+      const ev = this.rowEvent(key, r, this.tRows.get(key));
+      if (ev) out.push(ev);
+    }
+    for (const [key, n] of this.eRows) {
+      const ev = this.errorRowEvent(key, n);
+      if (ev) out.push(ev);
+    }
+    this.dRows = new Map();
+    this.tRows = new Map();
+    this.eRows = new Map();
+    if (this.held.length > 0) {
+      const keep: SyscallEvent[] = [];
+      for (const ev of this.held) (ev.ts < upTo ? out : keep).push(ev);
+      this.held = keep;
+    }
+    if (Number.isFinite(upTo)) this.releasedTo = Math.max(this.releasedTo, upTo);
+    out.sort((x, y) => x.ts - y.ts);
+    this.c.events += out.length;
+    return out;
+  }
+
+  /** the part of a (bucket, key) row not emitted yet; undefined when nothing is new */
+  private delta(bucket: number, key: string, count: number, total: number): DumpRow | undefined {
+    let m = this.emitted.get(bucket);
+    if (!m) this.emitted.set(bucket, (m = new Map()));
+    const prev = m.get(key);
+    if (!prev) {
+      m.set(key, { count, total });
+      return { count, total };
+    }
+    // printed again: either a clear() bpftrace dropped (cumulative) or a fresh row
+    this.c.reprintedRows++;
+    if (count <= prev.count && total <= prev.total) {
+      this.c.staleRows++;
+      return undefined;
+    }
+    const d = { count: Math.max(0, count - prev.count), total: Math.max(0, total - prev.total) };
+    m.set(key, { count: Math.max(count, prev.count), total: Math.max(total, prev.total) });
+    return d;
+  }
+
+  private rowEvent(key: string, r: DumpRow, lastNs: number | undefined): SyscallEvent | undefined {
+    const f = key.split(', ');
+    if (f.length < D_FIELDS + 1) return this.bad(`@d[${key}]`, 'row key with too few fields');
+    const bucket = Number(f[0]);
+    const call = this.names[Number(f[3])];
+    if (call === undefined) return this.unknown(`@d[${key}]`, f[3]);
+    const d = this.delta(bucket, 'd' + key, r.count, r.total);
+    if (!d) return undefined;
+    this.c.rows++;
+    this.c.rowCalls += d.count;
+    this.c.rowBytes += d.total;
+    const ev: SyscallEvent = {
+      ts: lastNs !== undefined ? this.tsOf(lastNs) : (bucket + 1) * this.intervalMs - 0.001,
+      pid: Number(f[1]),
+      tid: Number(f[2]),
+      comm: f.length === D_FIELDS + 1 ? f[D_FIELDS] : f.slice(D_FIELDS).join(', '),
+      call,
+      ret: d.total,
+      bytes: d.total,
+      fd: Number(f[4]) | 0,
+    };
+    if (d.count !== 1) ev.count = d.count;
+    const fd2 = Number(f[5]);
+    if (fd2 >= 0) ev.fd2 = fd2;
+    this.rowTarget(ev, f);
+    return ev;
+  }
+
+  /** what the fd is, from the BTF walk: ftype, inode, family, protocol, addresses */
+  private rowTarget(ev: SyscallEvent, f: string[]): void {
+    const ftype = Number(f[6]);
+    const ino = Number(f[7]);
+    if (ftype === 1) {
+      ev.target = { kind: 'pipe', inode: ino };
+      return;
+    }
+    if (ftype !== 12) return; // files, devices, anon inodes: the state knows them from open
+    const fam = Number(f[8]);
+    const proto = Number(f[9]);
+    if (fam === 2 || fam === 10) {
+      const t: FdTarget = {
+        kind: sockKind(proto),
+        inode: ino,
+        local: { ip: formatIp(fam, u64(f[10]), u64(f[11])), port: Number(f[12]) & 0xffff },
+      };
+      const rport = swap16(Number(f[15]) & 0xffff);
+      const rhi = u64(f[13]);
+      const rlo = u64(f[14]);
+      if (rport !== 0 || rhi !== 0n || rlo !== 0n) {
+        const remote: SockAddr = { ip: formatIp(fam, rhi, rlo), port: rport };
+        // 0x10000: the peer is the call's address argument, the socket is not connected
+        if (proto & 0x10000) ev.addr = remote;
+        else t.remote = remote;
+      }
+      ev.target = t;
+    } else if (fam === 1) {
+      const t: FdTarget = { kind: 'unix', inode: ino };
+      const peer = Number(f[11]);
+      if (peer) t.peerInode = peer;
+      ev.target = t;
+    } else if (fam === 16) {
+      ev.target = { kind: 'netlink', inode: ino };
+    } else {
+      ev.target = { kind: 'socket', inode: ino };
+    }
+  }
+
+  private errorRowEvent(key: string, n: number): SyscallEvent | undefined {
+    const f = key.split(', ');
+    if (f.length < E_FIELDS + 1) return this.bad(`@e[${key}]`, 'error row key with too few fields');
+    const bucket = Number(f[0]);
+    const call = this.names[Number(f[3])];
+    if (call === undefined) return this.unknown(`@e[${key}]`, f[3]);
+    const d = this.delta(bucket, 'e' + key, n, 0);
+    if (!d) return undefined;
+    this.c.errorRows++;
+    const errno = Number(f[5]);
+    const ev: SyscallEvent = {
+      // no time per row: the end of its bucket
+      ts: (bucket + 1) * this.intervalMs - 0.001,
+      pid: Number(f[1]),
+      tid: Number(f[2]),
+      comm: f.length === E_FIELDS + 1 ? f[E_FIELDS] : f.slice(E_FIELDS).join(', '),
+      call,
+      ret: errno === 0 ? 0 : -1, // errno 0: calls that returned 0 (EOF, empty datagram)
+      bytes: 0,
+      fd: Number(f[4]) | 0,
+    };
+    if (errno !== 0) ev.err = errnoName(errno);
+    if (d.count !== 1) ev.count = d.count;
+    return ev;
+  }
+
+  private base(f: string[], call: string, comm: string): SyscallEvent {
+    const ret = Number(f[5]);
+    const ev: SyscallEvent = {
+      ts: this.tsOf(Number(f[1])),
+      pid: Number(f[2]),
+      tid: Number(f[3]),
+      comm,
+      call,
+      ret: ret < 0 ? -1 : ret,
+      bytes: 0,
+    };
+    if (ret < 0) ev.err = errnoName(-ret);
+    return ev;
+  }
+
+  private hold(ev: SyscallEvent): void {
+    this.c.singles++;
+    if (ev.ts < this.releasedTo) this.c.lateSingles++;
+    this.held.push(ev);
+  }
+
+  // ------------------------------------------------------------------ problems
+
+  private bad(line: string, why: string): undefined {
+    this.c.malformed++;
+    this.problem('malformed', why, line);
+    return undefined;
+  }
+
+  private unknown(line: string, nr: string): undefined {
+    this.c.unknownCall++;
+    this.problem('unknownCall', `syscall number ${nr} is not one the script traces`, line);
+    return undefined;
+  }
+
+  private problem(kind: string, message: string, text: string): void {
+    if (!this.sink) return;
+    const n = (this.reports.get(kind) ?? 0) + 1;
+    this.reports.set(kind, n);
+    if (n > this.maxReports) return;
+    this.sink({ kind, message, line: this.lineNo, text: text.length > 200 ? text.slice(0, 200) + '…' : text });
+  }
+}
