@@ -36,7 +36,10 @@ export async function runCollector(
   let timer: NodeJS.Timeout | undefined;
   let stopTimer: NodeJS.Timeout | undefined;
   if (opts.live) {
-    tracker.folder.begin(started);
+    // windows start when tracing does (bpftrace takes seconds to compile), not before
+    await collector.start?.();
+    opts.log?.info({ collector: collector.name, ms: Date.now() - started }, 'tracing');
+    tracker.folder.begin(Date.now());
     timer = setInterval(() => tracker.tick(Date.now()), Math.min(250, opts.tracker.windowMs / 4));
     if (opts.durationMs !== undefined) {
       stopTimer = setTimeout(() => {

@@ -239,13 +239,10 @@ async function main(): Promise<void> {
       process.exitCode = err.exitCode ?? 1;
       return; // commander already printed help or the error
     }
-    if (e instanceof UsageError || e instanceof CollectorUnavailable) {
-      process.stderr.write(`distappguard: ${err.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    log.error({ err }, err.message);
-    process.exitCode = 1;
+    // one clear line for people; the stack only when asked for (DISTAPPGUARD_LOG_LEVEL=debug)
+    process.stderr.write(`distappguard: ${err.message}\n`);
+    log.debug({ err }, 'failed');
+    process.exitCode = e instanceof UsageError || e instanceof CollectorUnavailable ? 2 : 1;
   }
 }
 

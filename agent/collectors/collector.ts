@@ -26,6 +26,8 @@ export type CollectorCounters = Record<string, number>;
  */
 export interface Collector {
   readonly name: string;
+  /** live collectors: resolves once tracing has begun (attached, or the command started) */
+  start?(): Promise<void>;
   events(): AsyncIterable<SyscallEvent[]>;
   stop(): Promise<void>;
   counters(): CollectorCounters;

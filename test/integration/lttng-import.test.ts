@@ -4,7 +4,7 @@
  * with the delta column, no shared code with the parser).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -154,7 +154,9 @@ describe('LTTng import of the LID-DS nginx recordings', () => {
     ctx.skip(!haveBabeltrace, skipReason);
     const bogus = mkdtempSync(join(tmpdir(), 'lttng-bogus-'));
     writeFileSync(join(bogus, 'metadata'), '/* CTF 1.8 */\ntrace { this is not TSDL };\n');
-    const failed = await collect(new LttngCollector({ path: bogus })).catch((e: unknown) => e);
+    const failed = await collect(new LttngCollector({ path: bogus }))
+      .catch((e: unknown) => e)
+      .finally(() => rmSync(bogus, { recursive: true, force: true }));
     expect(failed).toBeInstanceOf(Error);
     expect((failed as Error).message).toMatch(/babeltrace2 failed .*exit code \d+/);
     expect((failed as Error).message.split('\n').length).toBeGreaterThan(1); // with its stderr
