@@ -162,7 +162,20 @@ async function main(): Promise<void> {
       }),
     );
     report('folding (state → roles → windows)', `${nf.format((many.length / tFold) * 1000)} events/s (${nf.format(many.length)} events)`);
-    report('peak memory (max RSS)', `${nf.format(process.resourceUsage().maxRSS / 1024)} MiB`);
+    report('peak memory of this benchmark (all events held at once)', `${nf.format(process.resourceUsage().maxRSS / 1024)} MiB`);
+
+    // the import path end to end, streaming, in its own process: throughput and peak memory
+    const main = join(projectRoot(), 'dist', 'cli', 'main.js');
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, [main, 'import', 'strace', raw, '--window', '1s', '--out', '/dev/null'], {
+      env: { ...process.env, NO_PRETTY: '1' },
+      encoding: 'utf8',
+    });
+    const took = Date.now() - t0;
+    const done = r.stderr.split('\n').map((l) => { try { return JSON.parse(l); } catch { return undefined; } }).find((j) => j?.msg?.startsWith('done'));
+    if (done) {
+      report('distappguard import strace (whole pipeline, own process)', `${nf.format((lines.length / took) * 1000)} lines/s incl. start-up, peak RSS ${done.maxRssMiB} MiB`);
+    } else report('distappguard import strace', `failed: ${r.stderr.slice(0, 300)}`);
 
     if (process.env.BENCH_SKIP_LIVE !== '1') await slowdown();
   } finally {

@@ -113,6 +113,7 @@ function logSummary(log: Logger, s: RunSummary, windows: number): void {
       lateEvents: s.tracker.lateEvents,
       collectorCounters: s.collectorCounters,
       ms: s.durationMs,
+      maxRssMiB: Math.round(process.resourceUsage().maxRSS / 1024),
     },
     skipped.length ? `done; the collector counted: ${skipped.map(([k, v]) => `${k}=${v}`).join(', ')}` : 'done',
   );
