@@ -46,9 +46,10 @@
  *   recvfrom's address, execve's argv, PR_SET_NAME's name, clone3's flags, openat2's flags,
  *   the msg_len sum of sendmmsg/recvmmsg (bytes 0, counted `bytesUnknown`).
  */
+import { ProblemReporter } from './problems.js';
 import { TRACED_CALLS, dataDirection } from '../../shared/event.js';
 import type { SockAddr, SyscallEvent } from '../../shared/event.js';
-import type { CollectorCounters, CollectorProblem, ProblemSink } from './collector.js';
+import type { CollectorCounters, ProblemSink } from './collector.js';
 
 // ---------------------------------------------------------------------------------------
 // Payload fields: the top-level "name = value" pairs of one brace group, values kept raw.
@@ -987,8 +988,7 @@ export class LttngParser {
   private lastHost: string | undefined = '\u0000';
   private lastOpen: Map<number, Pending> | undefined;
   private lineNo = 0;
-  private readonly reported = new Map<string, number>();
-  private readonly maxProblems: number;
+  private readonly problems: ProblemReporter;
   private readonly emitOrphans: boolean;
   private readonly clock: LttngClockOptions;
   /** time-of-day stamps: days added after passing midnight */
@@ -996,10 +996,10 @@ export class LttngParser {
   private lastTs = -Infinity;
 
   constructor(
-    private readonly sink?: ProblemSink,
+    sink?: ProblemSink,
     options: LttngParserOptions = {},
   ) {
-    this.maxProblems = options.maxProblemsPerKind ?? 100;
+    this.problems = new ProblemReporter(sink, options.maxProblemsPerKind ?? 100);
     this.emitOrphans = (options.exitWithoutEntry ?? 'emit') === 'emit';
     this.clock = { baseDateMs: options.baseDateMs };
   }
@@ -1044,7 +1044,7 @@ export class LttngParser {
       const prev = open.get(rec.tid);
       if (prev !== undefined) {
         this.c.entryReplaced++;
-        this.problem('entryReplaced', `${prev.rec.event} of tid ${rec.tid} (line ${prev.line}) never exited before ${h.event}`, n, line);
+        this.problems.report('entryReplaced', `${prev.rec.event} of tid ${rec.tid} (line ${prev.line}) never exited before ${h.event}`, n, line);
       }
       if (NO_RETURN.has(call)) {
         if (prev !== undefined) open.delete(rec.tid);
@@ -1068,14 +1068,14 @@ export class LttngParser {
         return this.emit(rec, p.rec.fields, rec.fields);
       }
       this.c.mismatchedExit++;
-      this.problem('mismatchedExit', `${h.event} of tid ${rec.tid} while ${p.rec.event} (line ${p.line}) was open`, n, line);
+      this.problems.report('mismatchedExit', `${h.event} of tid ${rec.tid} while ${p.rec.event} (line ${p.line}) was open`, n, line);
     }
     if (ret === 0 && FORKS.has(call)) {
       this.c.childReturn++; // the new thread returning from clone/fork
       return undefined;
     }
     this.c.exitWithoutEntry++;
-    this.problem('exitWithoutEntry', `${h.event} of tid ${rec.tid} without its entry (trace began mid-call?)`, n, line);
+    this.problems.report('exitWithoutEntry', `${h.event} of tid ${rec.tid} without its entry (trace began mid-call?)`, n, line);
     return this.emitOrphans ? this.emit(rec, EMPTY_FIELDS, rec.fields) : undefined;
   }
 
@@ -1085,7 +1085,7 @@ export class LttngParser {
     for (const open of this.open.values()) {
       for (const p of open.values()) {
         count++;
-        this.problem('unfinishedAtEnd', `${p.rec.event} of tid ${p.rec.tid} did not exit before the end of the trace`, p.line, p.text);
+        this.problems.report('unfinishedAtEnd', `${p.rec.event} of tid ${p.rec.tid} did not exit before the end of the trace`, p.line, p.text);
       }
       open.clear();
     }
@@ -1137,19 +1137,8 @@ export class LttngParser {
     this.c[e.error]++;
     // a missing --clock-seconds concerns every line: say it once
     if (e.error === 'needsClockSeconds' && this.c.needsClockSeconds > 1) return undefined;
-    this.problem(e.error, e.message, line, text);
+    this.problems.report(e.error, e.message, line, text);
     return undefined;
   }
 
-  private problem(kind: string, message: string, line: number, text: string): void {
-    if (this.sink === undefined) return;
-    const n = (this.reported.get(kind) ?? 0) + 1;
-    this.reported.set(kind, n);
-    if (n > this.maxProblems + 1) return;
-    const p: CollectorProblem =
-      n <= this.maxProblems
-        ? { kind, message, line, text: text.length > 300 ? text.slice(0, 300) + '…' : text }
-        : { kind, message: `more than ${this.maxProblems} ${kind} problems: further ones are only counted` };
-    this.sink(p);
-  }
 }

@@ -45,9 +45,10 @@
  * - Nothing throws: bad lines are counted and reported through the sink (at most
  *   `maxProblemsPerKind` reports per kind; counters stay exact).
  */
+import { ProblemReporter } from './problems.js';
 import { TRACED_CALLS } from '../../shared/event.js';
 import type { FdTarget, SockAddr, SyscallEvent } from '../../shared/event.js';
-import type { CollectorCounters, CollectorProblem, ProblemSink } from './collector.js';
+import type { CollectorCounters, ProblemSink } from './collector.js';
 
 // ---------------------------------------------------------------------------------------
 // Call kinds: how each traced call's arguments map to fields.
@@ -484,8 +485,7 @@ export class StraceParser {
   private readonly markExit: boolean;
   private readonly markExitGroup: boolean;
   private readonly defaultTid: number;
-  private readonly maxProblems: number;
-  private readonly reported = new Map<string, number>();
+  private readonly problems: ProblemReporter;
   /** unfinished heads, per tid */
   private readonly pending = new Map<number, Pending>();
   /** tids whose exit/exit_group call was already an event, and which one */
@@ -507,7 +507,7 @@ export class StraceParser {
   private fdTarget: FdTarget | undefined;
 
   constructor(
-    private readonly sink?: ProblemSink,
+    sink?: ProblemSink,
     options: StraceParserOptions = {},
   ) {
     this.c = Object.fromEntries(COUNTER_NAMES.map((n) => [n, 0])) as Record<CounterName, number>;
@@ -515,7 +515,7 @@ export class StraceParser {
     this.markExit = this.kinds.has('exit');
     this.markExitGroup = this.kinds.has('exit_group');
     this.defaultTid = options.defaultTid ?? 0;
-    this.maxProblems = options.maxProblemsPerKind ?? 100;
+    this.problems = new ProblemReporter(sink, options.maxProblemsPerKind ?? 100);
   }
 
   counters(): CollectorCounters {
@@ -547,7 +547,7 @@ export class StraceParser {
     for (const [tid, p] of this.pending) {
       n++;
       this.c.unfinishedAtEnd++;
-      this.problem('unfinishedAtEnd', `${p.name} of tid ${tid} did not finish before the end of the trace`, p.line, p.text);
+      this.problems.report('unfinishedAtEnd', `${p.name} of tid ${tid} did not finish before the end of the trace`, p.line, p.text);
     }
     this.pending.clear();
     return n;
@@ -633,7 +633,7 @@ export class StraceParser {
       if (name.startsWith('syscall_')) {
         // a number strace has no name for
         this.c.unknownCall++;
-        this.problem('unknownCall', `unknown system call ${name}`, lineNo, line);
+        this.problems.report('unknownCall', `unknown system call ${name}`, lineNo, line);
       } else this.c.ignoredCall++;
       return undefined;
     }
@@ -642,7 +642,7 @@ export class StraceParser {
       const prev = this.pending.get(tid);
       if (prev !== undefined) {
         this.c.unfinishedLost++;
-        this.problem('unfinishedLost', `${prev.name} of tid ${tid} (line ${prev.line}) never resumed`, lineNo, line);
+        this.problems.report('unfinishedLost', `${prev.name} of tid ${tid} (line ${prev.line}) never resumed`, lineNo, line);
       }
       this.pending.set(tid, { name, kind, args: line.slice(p + 1, end - UNFINISHED.length), line: lineNo, text: line });
       return undefined;
@@ -674,10 +674,10 @@ export class StraceParser {
       if (head !== undefined) {
         this.pending.delete(tid);
         this.c.unfinishedLost++;
-        this.problem('unfinishedLost', `${head.name} of tid ${tid} (line ${head.line}) never resumed`, lineNo, line);
+        this.problems.report('unfinishedLost', `${head.name} of tid ${tid} (line ${head.line}) never resumed`, lineNo, line);
       }
       this.c.orphanResumed++;
-      this.problem('orphanResumed', `${name} of tid ${tid} resumed without its start (trace began mid-call?)`, lineNo, line);
+      this.problems.report('orphanResumed', `${name} of tid ${tid} resumed without its start (trace began mid-call?)`, lineNo, line);
       return undefined;
     }
     this.pending.delete(tid);
@@ -1234,21 +1234,10 @@ export class StraceParser {
       return undefined;
     }
     this.c[kind]++;
-    this.problem(kind, message, line, text);
+    this.problems.report(kind, message, line, text);
     return undefined;
   }
 
-  private problem(kind: string, message: string, line: number, text: string): void {
-    if (this.sink === undefined) return;
-    const n = (this.reported.get(kind) ?? 0) + 1;
-    this.reported.set(kind, n);
-    if (n > this.maxProblems + 1) return;
-    const p: CollectorProblem =
-      n <= this.maxProblems
-        ? { kind, message, line, text: text.length > 300 ? text.slice(0, 300) + '…' : text }
-        : { kind, message: `more than ${this.maxProblems} ${kind} problems: further ones are only counted` };
-    this.sink(p);
-  }
 }
 
 function endsWithAt(s: string, end: number, suffix: string): boolean {
