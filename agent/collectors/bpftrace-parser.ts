@@ -7,15 +7,16 @@
  *   thousands of rows would be one multi-megabyte line parsed at once), while the text form
  *   is a line per row; our own records are printf lines we designed (tab separated, numbers
  *   first, comm and strings last so anything they contain stays in the last field).
- * - Aggregated rows (@d/@t/@e) are collected until the dump's `D <bucket>` line, then turned
+ * - Aggregated rows (@d/@e) are collected until the dump's `D <bucket>` line, then turned
  *   into events: one per (bucket, thread, fd, call, what the fd is), `count` = calls,
  *   `bytes` = `ret` = sum of the return values (sendmmsg/recvmmsg: of msg_len). Calls that
- *   failed or returned 0 (EOF, an empty datagram) are rows of their own (per errno, bytes 0,
- *   no target) so that, as with strace, only calls that moved data count on an edge. A row's time
- *   is its last call's (@t), so a row sorts after the open that made its fd and before the
- *   close that ended it; single events (open, close, …) are held back until the dump of
- *   their bucket and released together with the rows, sorted by time. The state can then
- *   resolve fds correctly even though the rows were summed in the kernel.
+ *   failed or returned 0 (EOF, an empty datagram) are rows of their own (per errno, bytes
+ *   0, no target) so that, as with strace, only calls that moved data count on an edge.
+ *   A row's time is its last call's (kept in the row), so a row sorts after the open that
+ *   made its fd and before the close that ended it; single events (open, close, …) are held
+ *   back until the dump of their bucket and released together with the rows, sorted by
+ *   time. The state can then resolve fds correctly although the rows were summed in the
+ *   kernel.
  * - A row printed twice (bpftrace dropped the clear(), or a late writer re-created it) is
  *   turned into a delta against what was already emitted for that bucket and key: bytes are
  *   never counted twice.
@@ -285,15 +286,27 @@ export interface BpftraceParserOptions {
 interface DumpRow {
   count: number;
   total: number;
+  /** bpftrace nsecs of the row's last call (@d rows) */
+  lastNs?: number;
 }
 
 /** how many past buckets keep their emitted totals, to turn reprinted rows into deltas */
 const KEEP_BUCKETS = 16;
-/** numeric fields before comm in @d/@t keys, and in @e keys */
-const D_FIELDS = 16;
-const E_FIELDS = 6;
-const MAP_LINE = /^@([dte])([01])\[(.*)\]: (.*)$/;
-const STATS_VALUE = /^count (\d+), average -?\d+, total (-?\d+)$/;
+/** numeric fields before comm in @d keys, and in @e keys */
+const D_FIELDS = 10;
+const E_FIELDS = 5;
+const MAP_LINE = /^@([de])([01])\[(.*)\]: (.*)$/;
+/** a line of ours (after a warning, the next two lines are bpftrace's unless they are ours) */
+const RECORD = /^(?:[SNAXRD]\t|Z$|@[de][01]\[)/;
+/** calls whose S line follows A lines (path, name, argv) */
+const STRING_CALLS = new Set(['open', 'openat', 'openat2', 'creat', 'execve', 'execveat', 'prctl']);
+const ROW_VALUE = /^\((\d+), (-?\d+), (\d+)\)$/;
+
+/** "pid << 32 | tid" style keys: the high and low 32 bits */
+function split64(t: string): [number, number] {
+  const v = u64(t);
+  return [Number(v >> 32n), Number(v & U32)];
+}
 
 export class BpftraceParser {
   private readonly intervalMs: number;
@@ -308,12 +321,14 @@ export class BpftraceParser {
 
   private lineNo = 0;
   private readyPid = 0;
+  /** lines still to skip after a runtime warning (bpftrace -k prints the source line and a caret line) */
+  private skipLines = 0;
+  private dumpedTo = -Infinity;
   private done = false;
   /** singles waiting for the dump of their bucket */
   private held: SyscallEvent[] = [];
   /** rows of the dump being read */
   private dRows = new Map<string, DumpRow>();
-  private tRows = new Map<string, number>();
   private eRows = new Map<string, number>();
   /** bucket → key → what was emitted already */
   private readonly emitted = new Map<number, Map<string, DumpRow>>();
@@ -326,7 +341,7 @@ export class BpftraceParser {
   private readonly reports = new Map<string, number>();
   private readonly c = {
     lines: 0, singles: 0, rows: 0, errorRows: 0, rowCalls: 0, rowBytes: 0, dumps: 0,
-    reprintedRows: 0, staleRows: 0, lateSingles: 0, lostEvents: 0, processExits: 0,
+    reprintedRows: 0, staleRows: 0, lateSingles: 0, lostEvents: 0, mapFull: 0, bpftraceWarnings: 0, processExits: 0,
     malformed: 0, unknownCall: 0, unknownLine: 0, events: 0,
   };
 
@@ -346,9 +361,14 @@ export class BpftraceParser {
     return this.readyPid;
   }
 
-  /** the END marker (Z) was seen: everything was flushed */
+  /** the END marker (Z) was seen, or finish() called: everything was flushed */
   get ended(): boolean {
     return this.done;
+  }
+
+  /** the highest bucket whose rows are all printed (last D line) */
+  get lastDump(): number {
+    return this.dumpedTo;
   }
 
   counters(): CollectorCounters {
@@ -368,6 +388,12 @@ export class BpftraceParser {
     this.lineNo++;
     this.c.lines++;
     if (this.done || line.length === 0) return undefined; // bpftrace prints maps again at exit
+    if (this.skipLines > 0) {
+      this.skipLines--;
+      if (!RECORD.test(line)) return undefined;
+      this.skipLines = 0;
+    }
+    if (line.includes(': WARNING: ')) return this.warning(line);
     try {
       switch (line.charCodeAt(0)) {
         case 83 /* S */:
@@ -415,6 +441,23 @@ export class BpftraceParser {
     return undefined;
   }
 
+  /**
+   * A runtime warning of bpftrace -k: "FILE:L:C: WARNING: Failed to map_update_elem: … (-7)"
+   * then the script line and a caret line. A failed map update is a row the kernel dropped
+   * (the map is full: raise mapKeysMax); each is counted.
+   */
+  private warning(line: string): undefined {
+    this.skipLines = 2;
+    if (line.includes('map_update_elem')) {
+      this.c.mapFull++;
+      this.problem('mapFull', 'a BPF map is full: calls were not counted (raise BPFTRACE_MAP_KEYS_MAX / mapKeysMax)', line);
+    } else {
+      this.c.bpftraceWarnings++;
+      this.problem('bpftraceWarning', 'bpftrace runtime warning', line);
+    }
+    return undefined;
+  }
+
   /** End of the stream (or Z): everything held is released. */
   finish(): SyscallEvent[] {
     const out = this.done ? [] : this.release(Infinity);
@@ -437,8 +480,8 @@ export class BpftraceParser {
     const a4 = Number(f[9]);
     const a5 = Number(f[10]);
     const ok = ev.ret >= 0;
-    const strs = this.strings.get(tid);
-    if (strs) this.strings.delete(tid);
+    // only the calls that print strings take them: a string must not stick to another call
+    const strs = STRING_CALLS.has(call) ? this.takeStrings(tid) : undefined;
     switch (call) {
       case 'open':
       case 'openat':
@@ -447,7 +490,8 @@ export class BpftraceParser {
         const dfd = a1 | 0;
         if (call !== 'open' && call !== 'creat' && dfd !== -100) ev.fd = dfd;
         ev.flags = openFlags(a2);
-        if (strs?.path !== undefined) {
+        if (strs?.path) {
+          // "" when bpftrace could not read the user string
           ev.path = strs.path;
           // the state takes {file, path} from the path; an absolute one is what -y shows
           if (ok && strs.path.charCodeAt(0) === 47) ev.target = { kind: 'file', path: strs.path };
@@ -548,10 +592,9 @@ export class BpftraceParser {
     if (call === undefined) return this.unknown(line, f[4]);
     const tid = Number(f[3]);
     const ev = this.base(f, call, f.slice(19).join('\t'));
-    const strs = this.strings.get(tid);
-    if (strs) this.strings.delete(tid);
     ev.fd = Number(f[6]) | 0;
     const afam = Number(f[7]);
+    const strs = afam === 1 ? this.takeStrings(tid) : undefined; // a unix address: its path
     if (afam === 2 || afam === 10) {
       ev.addr = { ip: formatIp(afam, u64(f[9]), u64(f[10])), port: swap16(Number(f[8]) & 0xffff) };
     } else if (afam === 1 && strs?.path !== undefined) {
@@ -581,10 +624,20 @@ export class BpftraceParser {
     const i = Number(f[3]);
     const s = f.length === 5 ? f[4] : f.slice(4).join('\t');
     let e = this.strings.get(tid);
-    if (!e) this.strings.set(tid, (e = {}));
+    if (!e) {
+      // strings whose call never came (a thread killed inside execve): keep the map bounded
+      if (this.strings.size >= 10_000) this.strings.clear();
+      this.strings.set(tid, (e = {}));
+    }
     if (i < 0) e.path = s;
     else (e.argv ??= [])[i] = s;
     return undefined;
+  }
+
+  private takeStrings(tid: number): { path?: string; argv?: string[] } | undefined {
+    const s = this.strings.get(tid);
+    if (s) this.strings.delete(tid);
+    return s;
   }
 
   private exitLine(line: string): undefined {
@@ -615,19 +668,18 @@ export class BpftraceParser {
     const key = m[3];
     const value = m[4];
     if (kind === 'd') {
-      const v = STATS_VALUE.exec(value);
-      if (!v) return this.bad(line, 'stats value not understood');
+      const v = ROW_VALUE.exec(value);
+      if (!v) return this.bad(line, 'row value not understood');
       const prev = this.dRows.get(key);
       const count = Number(v[1]);
       const total = Number(v[2]);
+      const lastNs = Number(v[3]);
       // the same key in both parity maps cannot happen (the bucket is in the key); a
-      // repeated line within a dump is summed, as bpftrace would have
-      this.dRows.set(key, prev ? { count: prev.count + count, total: prev.total + total } : { count, total });
+      // repeated line within a dump is summed
+      this.dRows.set(key, prev ? { count: prev.count + count, total: prev.total + total, lastNs: Math.max(lastNs, prev.lastNs ?? 0) } : { count, total, lastNs });
     } else {
       if (!/^\d+$/.test(value)) return this.bad(line, 'value not a number');
-      const n = Number(value);
-      if (kind === 't') this.tRows.set(key, Math.max(n, this.tRows.get(key) ?? 0));
-      else this.eRows.set(key, (this.eRows.get(key) ?? 0) + n);
+      this.eRows.set(key, (this.eRows.get(key) ?? 0) + Number(value));
     }
     return undefined;
   }
@@ -639,6 +691,7 @@ export class BpftraceParser {
       return [];
     }
     this.c.dumps++;
+    this.dumpedTo = Math.max(this.dumpedTo, b);
     for (const old of this.emitted.keys()) if (old < b - KEEP_BUCKETS) this.emitted.delete(old);
     return this.release((b + 1) * this.intervalMs);
   }
@@ -649,7 +702,7 @@ export class BpftraceParser {
   private release(upTo: number): SyscallEvent[] {
     const out: SyscallEvent[] = [];
     for (const [key, r] of this.dRows) {
-      const ev = this.rowEvent(key, r, this.tRows.get(key));
+      const ev = this.rowEvent(key, r);
       if (ev) out.push(ev);
     }
     for (const [key, n] of this.eRows) {
@@ -657,7 +710,6 @@ export class BpftraceParser {
       if (ev) out.push(ev);
     }
     this.dRows = new Map();
-    this.tRows = new Map();
     this.eRows = new Map();
     if (this.held.length > 0) {
       const keep: SyscallEvent[] = [];
@@ -690,54 +742,59 @@ export class BpftraceParser {
     return d;
   }
 
-  private rowEvent(key: string, r: DumpRow, lastNs: number | undefined): SyscallEvent | undefined {
+  /** key: bucket, pid|tid, fd|fd2, nr|ftype|family|protocol, inode, lport|rport, lhi, llo, rhi, rlo, comm */
+  private rowEvent(key: string, r: DumpRow): SyscallEvent | undefined {
     const f = key.split(', ');
     if (f.length < D_FIELDS + 1) return this.bad(`@d[${key}]`, 'row key with too few fields');
     const bucket = Number(f[0]);
-    const call = this.names[Number(f[3])];
-    if (call === undefined) return this.unknown(`@d[${key}]`, f[3]);
+    const meta = Number(f[3]);
+    const nr = meta & 0xfff;
+    const call = this.names[nr];
+    if (call === undefined) return this.unknown(`@d[${key}]`, String(nr));
     const d = this.delta(bucket, 'd' + key, r.count, r.total);
     if (!d) return undefined;
     this.c.rows++;
     this.c.rowCalls += d.count;
     this.c.rowBytes += d.total;
+    const [pid, tid] = split64(f[1]);
+    const [fd, fd2] = split64(f[2]);
     const ev: SyscallEvent = {
-      ts: lastNs !== undefined ? this.tsOf(lastNs) : (bucket + 1) * this.intervalMs - 0.001,
-      pid: Number(f[1]),
-      tid: Number(f[2]),
+      ts: r.lastNs !== undefined ? this.tsOf(r.lastNs) : (bucket + 1) * this.intervalMs - 0.001,
+      pid,
+      tid,
       comm: f.length === D_FIELDS + 1 ? f[D_FIELDS] : f.slice(D_FIELDS).join(', '),
       call,
       ret: d.total,
       bytes: d.total,
-      fd: Number(f[4]) | 0,
+      fd: fd | 0,
     };
     if (d.count !== 1) ev.count = d.count;
-    const fd2 = Number(f[5]);
-    if (fd2 >= 0) ev.fd2 = fd2;
-    this.rowTarget(ev, f);
+    if ((fd2 | 0) >= 0) ev.fd2 = fd2 | 0;
+    this.rowTarget(ev, f, meta);
     return ev;
   }
 
   /** what the fd is, from the BTF walk: ftype, inode, family, protocol, addresses */
-  private rowTarget(ev: SyscallEvent, f: string[]): void {
-    const ftype = Number(f[6]);
-    const ino = Number(f[7]);
+  private rowTarget(ev: SyscallEvent, f: string[], meta: number): void {
+    const ftype = (meta >>> 12) & 0xf;
+    const ino = Number(f[4]);
     if (ftype === 1) {
       ev.target = { kind: 'pipe', inode: ino };
       return;
     }
     if (ftype !== 12) return; // files, devices, anon inodes: the state knows them from open
-    const fam = Number(f[8]);
-    const proto = Number(f[9]);
+    const fam = (meta >>> 16) & 0xff;
+    const proto = Math.floor(meta / 0x1000000);
+    const ports = Number(f[5]);
     if (fam === 2 || fam === 10) {
       const t: FdTarget = {
         kind: sockKind(proto),
         inode: ino,
-        local: { ip: formatIp(fam, u64(f[10]), u64(f[11])), port: Number(f[12]) & 0xffff },
+        local: { ip: formatIp(fam, u64(f[6]), u64(f[7])), port: Math.floor(ports / 0x10000) & 0xffff },
       };
-      const rport = swap16(Number(f[15]) & 0xffff);
-      const rhi = u64(f[13]);
-      const rlo = u64(f[14]);
+      const rport = swap16(ports & 0xffff);
+      const rhi = u64(f[8]);
+      const rlo = u64(f[9]);
       if (rport !== 0 || rhi !== 0n || rlo !== 0n) {
         const remote: SockAddr = { ip: formatIp(fam, rhi, rlo), port: rport };
         // 0x10000: the peer is the call's address argument, the socket is not connected
@@ -747,7 +804,7 @@ export class BpftraceParser {
       ev.target = t;
     } else if (fam === 1) {
       const t: FdTarget = { kind: 'unix', inode: ino };
-      const peer = Number(f[11]);
+      const peer = Number(f[7]);
       if (peer) t.peerInode = peer;
       ev.target = t;
     } else if (fam === 16) {
@@ -761,22 +818,23 @@ export class BpftraceParser {
     const f = key.split(', ');
     if (f.length < E_FIELDS + 1) return this.bad(`@e[${key}]`, 'error row key with too few fields');
     const bucket = Number(f[0]);
-    const call = this.names[Number(f[3])];
-    if (call === undefined) return this.unknown(`@e[${key}]`, f[3]);
+    const call = this.names[Number(f[2])];
+    if (call === undefined) return this.unknown(`@e[${key}]`, f[2]);
     const d = this.delta(bucket, 'e' + key, n, 0);
     if (!d) return undefined;
     this.c.errorRows++;
-    const errno = Number(f[5]);
+    const errno = Number(f[4]);
+    const [pid, tid] = split64(f[1]);
     const ev: SyscallEvent = {
       // no time per row: the end of its bucket
       ts: (bucket + 1) * this.intervalMs - 0.001,
-      pid: Number(f[1]),
-      tid: Number(f[2]),
+      pid,
+      tid,
       comm: f.length === E_FIELDS + 1 ? f[E_FIELDS] : f.slice(E_FIELDS).join(', '),
       call,
       ret: errno === 0 ? 0 : -1, // errno 0: calls that returned 0 (EOF, empty datagram)
       bytes: 0,
-      fd: Number(f[4]) | 0,
+      fd: Number(f[3]) | 0,
     };
     if (errno !== 0) ev.err = errnoName(errno);
     if (d.count !== 1) ev.count = d.count;

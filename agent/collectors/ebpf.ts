@@ -18,8 +18,13 @@
  *   ready line, i.e. after every probe is attached: nothing the command does is missed, and
  *   its descendants are followed in the kernel (sched_process_fork).
  * - The collector ends when the command and every traced process it started have exited
- *   (pid targets: when all traced processes have), or on stop(): bpftrace gets SIGINT and
- *   its END block prints the last, partial buckets, so no bytes are lost.
+ *   (pid targets: when all traced processes have), or on stop(). Either way it waits for
+ *   the dump of the bucket it ends in (≤ an interval + 2 ticks) so no bytes are lost, then
+ *   lets bpftrace go. Not SIGINT-and-wait-for-END: with ~115 tracepoints bpftrace 0.17
+ *   takes ~10 s to detach them before END runs (measured here). END still prints the last
+ *   buckets when bpftrace is ended from outside, and is the fallback when no dump comes.
+ * - bpftrace runs with -k: a failed map update (map full: rows dropped) is reported at run
+ *   time and counted (`mapFull`), so a too-small map never loses bytes silently.
  * - Containers/cgroups: on cgroup v2 the filter is the kernel's cgroup id (all processes of
  *   the cgroup and its sub-cgroups at start, including later arrivals like `docker exec`);
  *   where the container has no v2 cgroup (cgroup v1) its processes at start and their
@@ -282,6 +287,11 @@ export class EbpfCollector implements Collector {
   private ended = false;
   private readonly stderrTail: string[] = [];
   private onReady: (() => void) | undefined;
+  /** called after every D line while draining */
+  private onDump: (() => void) | undefined;
+  private drainP: Promise<void> | undefined;
+  /** undefined while running; true: ended by drain(); false: bpftrace ended before any drain without its END */
+  private drainedEarly: boolean | undefined;
   private raw: WriteStream | undefined;
   private offsetNs = 0n;
   private readonly c = { batches: 0, bpftraceErrors: 0, resolvedPaths: 0 };
@@ -344,9 +354,9 @@ export class EbpfCollector implements Collector {
         await new Promise<void>((r) => (this.wake = r));
       }
       finished = true;
-      const st = await this.bpftraceExit;
-      if (!this.parser?.ended) {
-        this.problem('bpftraceExit', `bpftrace ended without flushing its maps (${st?.code ?? st?.signal}): ${bpftraceErrors(this.stderrTail.join('\n'))}`);
+      if (this.drainedEarly === false) {
+        const st = this.bpftraceStatus;
+        this.problem('bpftraceExit', `bpftrace ended without flushing its maps (${st?.code ?? st?.signal}): ${bpftraceErrors(this.stderrTail.join('\n')) || 'no message'}`);
       }
     } finally {
       if (!finished) await this.stop();
@@ -354,7 +364,10 @@ export class EbpfCollector implements Collector {
     }
   }
 
-  /** Stops tracing: SIGINT to bpftrace (its END prints the last buckets); a command it started is ended too. */
+  /**
+   * Stops tracing once everything up to now is out (see drain()); a command the collector
+   * started is ended too (SIGTERM). Remaining batches still come out of events().
+   */
   async stop(): Promise<void> {
     if (this.startP === undefined) return;
     try {
@@ -363,14 +376,68 @@ export class EbpfCollector implements Collector {
       return;
     }
     this.stopping = true;
-    const b = this.bpftrace;
-    if (b !== undefined && this.bpftraceStatus === undefined) {
-      b.kill('SIGINT');
-      const kill = setTimeout(() => b.kill('SIGKILL'), 15_000);
-      await this.bpftraceExit;
-      clearTimeout(kill);
-    }
+    if (!this.ended) await this.drain();
     if (this.command !== undefined && this.commandStatus === undefined) this.command.kill('SIGTERM');
+  }
+
+  /**
+   * Ends the stream once everything up to now is out: waits for the dump of the current
+   * bucket (≤ an interval and two ticks), then lets bpftrace go. Not SIGINT-and-wait: with
+   * ~115 tracepoints bpftrace 0.17 needs ~10 s to detach them before its END block runs.
+   * If no dump comes (bpftrace stuck), falls back to SIGINT and END.
+   */
+  private drain(): Promise<void> {
+    if (this.drainP) return this.drainP;
+    this.drainP = new Promise<void>((resolve) => {
+      const target = Math.floor(Date.now() / this.intervalMs);
+      const fallback = setTimeout(() => {
+        this.onDump = undefined;
+        this.bpftrace?.kill('SIGINT');
+        const kill = setTimeout(() => this.bpftrace?.kill('SIGKILL'), 30_000);
+        kill.unref();
+        void this.bpftraceExit!.then(() => {
+          clearTimeout(kill);
+          resolve();
+        });
+      }, 2 * this.intervalMs + 3000);
+      const check = (): void => {
+        if (this.ended) {
+          clearTimeout(fallback);
+          this.onDump = undefined;
+          resolve();
+          return;
+        }
+        if (this.parser!.lastDump < target) return;
+        clearTimeout(fallback);
+        this.onDump = undefined;
+        this.finishEarly();
+        resolve();
+      };
+      this.onDump = check;
+      check();
+    });
+    return this.drainP;
+  }
+
+  /** everything wanted is out: end the stream now and let bpftrace exit on its own time */
+  private finishEarly(): void {
+    if (this.ended) return;
+    this.drainedEarly = true;
+    this.enqueue(this.parser!.finish());
+    this.ended = true;
+    if (this.liveTimer) clearInterval(this.liveTimer);
+    this.wake?.();
+    const b = this.bpftrace;
+    if (b && this.bpftraceStatus === undefined) {
+      // no reader: its next write fails and it exits; SIGINT for the case it stays quiet
+      b.stdout?.destroy();
+      b.stderr?.destroy();
+      b.kill('SIGINT');
+      const kill = setTimeout(() => b.kill('SIGKILL'), 30_000);
+      kill.unref();
+      b.once('exit', () => clearTimeout(kill));
+      b.unref();
+    }
   }
 
   // ------------------------------------------------------------------ starting
@@ -439,7 +506,9 @@ export class EbpfCollector implements Collector {
       onProcessExit: (pid) => this.processExited(pid),
       onProcessStart: (pid) => this.live.add(pid),
     });
-    const child = spawn(exe, ['--no-warnings', file], {
+    // -k: failed helper calls are reported at run time (a failed map update is a dropped
+    // row); not --no-warnings, which silences those too (compile warnings go to stderr)
+    const child = spawn(exe, ['-k', file], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: {
         ...process.env,
@@ -489,7 +558,9 @@ export class EbpfCollector implements Collector {
     const gate = this.command?.stdio[3] as NodeJS.WritableStream | undefined;
     if (!gate) return;
     gate.on?.('error', () => undefined); // the command may already be gone
-    gate.end('go\n');
+    // one byte: the shell reads byte by byte, and only the read that was already waiting
+    // before the probes were attached may see it (its exit has no traced entry: not counted)
+    gate.end('\n');
   }
 
   private ready(timeoutMs: number): Promise<void> {
@@ -546,14 +617,19 @@ export class EbpfCollector implements Collector {
     err.on('end', () => errTail && this.stderrLine(errTail));
     return new Promise<EbpfExit>((resolve) => {
       const finish = async (st: EbpfExit): Promise<void> => {
-        await Promise.race([outDone, delay(2000)]);
-        if (tail) this.line(tail);
-        tail = '';
         this.bpftraceStatus = st;
-        this.enqueue(this.parser!.finish());
-        this.ended = true;
-        if (this.liveTimer) clearInterval(this.liveTimer);
-        this.wake?.();
+        if (!this.ended) {
+          await Promise.race([outDone, delay(2000)]);
+          if (tail) this.line(tail);
+          tail = '';
+          if (!this.ended) {
+            if (!this.parser!.ended) this.drainedEarly = false; // no Z: its END never ran
+            this.enqueue(this.parser!.finish());
+            this.ended = true;
+            if (this.liveTimer) clearInterval(this.liveTimer);
+            this.wake?.();
+          }
+        }
         resolve(st);
       };
       child.on('error', (e) => {
@@ -577,11 +653,15 @@ export class EbpfCollector implements Collector {
   }
 
   private line(l: string): void {
+    if (this.ended) return;
     const p = this.parser!;
     const wasReady = p.ready !== 0;
     const batch = p.push(l);
     if (!wasReady && p.ready !== 0) this.onReady?.();
-    if (batch !== undefined) this.enqueue(batch);
+    if (batch !== undefined) {
+      this.enqueue(batch);
+      this.onDump?.();
+    }
   }
 
   private enqueue(batch: SyscallEvent[]): void {

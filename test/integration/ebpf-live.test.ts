@@ -219,6 +219,10 @@ describe('live eBPF collector (bpftrace)', () => {
       expect(problems.filter((p) => p.kind !== 'lateSingles'), JSON.stringify(problems.slice(0, 5))).toEqual([]);
       expect(counters.malformed).toBe(0);
       expect(counters.lostEvents).toBe(0);
+      expect(counters.mapFull).toBe(0);
+      expect(counters.bpftraceWarnings).toBe(0);
+      // the gate the command waited at moved no data
+      expect(events.filter((e) => e.comm === 'sh' && e.bytes > 0)).toEqual([]);
       expect(batches).toBeGreaterThan(1);
       for (const e of events) {
         expect(e.ts).toBeGreaterThan(t0 - 1000);
