@@ -492,9 +492,8 @@ export class BpftraceParser {
         ev.flags = openFlags(a2);
         if (strs?.path) {
           // "" when bpftrace could not read the user string
+          // as the program gave it: the state resolves it (cwd, symlinks) the way strace -y shows it
           ev.path = strs.path;
-          // the state takes {file, path} from the path; an absolute one is what -y shows
-          if (ok && strs.path.charCodeAt(0) === 47) ev.target = { kind: 'file', path: strs.path };
         }
         break;
       }

@@ -675,16 +675,16 @@ export class EbpfCollector implements Collector {
   }
 
   /**
-   * Relative open paths made absolute from /proc/PID/cwd (or the dirfd's link), as strace -y
-   * shows them; the process may be gone by now (a dump comes up to an interval later), then
-   * the path stays relative.
+   * Open paths relative to a dirfd made absolute from /proc/PID/fd/DIRFD (the state module
+   * resolves the rest — cwd-relative paths and symlinks — for every collector); the process
+   * may be gone by now (a dump comes up to an interval later), then the path stays relative.
    */
   private resolvePaths(batch: SyscallEvent[]): void {
     let cache: Map<string, string | null> | undefined;
     for (const ev of batch) {
       if (ev.path === undefined || ev.ret < 0 || ev.path.charCodeAt(0) === 47) continue;
-      if (ev.call !== 'openat' && ev.call !== 'open' && ev.call !== 'openat2' && ev.call !== 'creat') continue;
-      const link = ev.fd === undefined ? `/proc/${ev.pid}/cwd` : `/proc/${ev.pid}/fd/${ev.fd}`;
+      if ((ev.call !== 'openat' && ev.call !== 'openat2') || ev.fd === undefined) continue;
+      const link = `/proc/${ev.pid}/fd/${ev.fd}`;
       cache ??= new Map();
       let base = cache.get(link);
       if (base === undefined) {
@@ -696,8 +696,7 @@ export class EbpfCollector implements Collector {
         cache.set(link, base);
       }
       if (base === null || base.charCodeAt(0) !== 47) continue;
-      const abs = path.resolve(base, ev.path);
-      ev.target = { kind: 'file', path: abs };
+      ev.path = path.resolve(base, ev.path);
       this.c.resolvedPaths++;
     }
   }

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { normalisePath } from '../../agent/roles.js';
 import { ebpfAvailable } from '../../agent/collectors/ebpf.js';
-import { DEFAULT_TRUTH, edgeTotals, runWorkload } from './workload-run.js';
+import { DEFAULT_TRUTH, edgeTotals, freshPorts, runWorkload } from './workload-run.js';
 
 const ebpf = await ebpfAvailable();
 if (!ebpf.ok) console.warn(`eBPF ground-truth test skipped: ${ebpf.reason}`);
@@ -48,5 +48,15 @@ describe.each([
     const got = flows.filter((f) => f.proto === 'tcp' && f.local.port === run.tcpPort && f.role === 'dag-server/tcp-recv');
     expect(got.reduce((a, f) => a + f.bytesIn, 0)).toBe(t.tcpBytes);
     expect(got[0].remote.port).toBe(sent[0].local.port);
+  });
+});
+
+describe.skipIf(!ebpf.ok)('strace and eBPF agree', () => {
+  it('give the same edges with the same byte counts for the same programs', async () => {
+    const ports = freshPorts();
+    const s = edgeTotals((await runWorkload('strace', DEFAULT_TRUTH, ports)).windows);
+    const e = edgeTotals((await runWorkload('ebpf', DEFAULT_TRUTH, ports)).windows);
+    const view = (m: typeof s) => [...m].map(([k, v]) => `${k} = ${v.bytes} [${v.srcId}>${v.dstId}]`).sort();
+    expect(view(e)).toEqual(view(s));
   });
 });
