@@ -37,6 +37,20 @@
  */
 import type { FdTarget, SockAddr, SyscallEvent } from '../../shared/event.js';
 import type { CollectorCounters, ProblemSink } from './collector.js';
+import {
+  closeRangeFlagsText, cloneFlagsText, errnoName, fdFlagsText, ipv6Text, madviseName, mmapFlagsText,
+  mremapFlagsText, openFlagsText, signalName, socketFlagsText,
+} from './kernel-decode.js';
+
+// Numbers to text as strace prints them (agent/state matches on those names) are in
+// kernel-decode.ts, shared with the LTTng parser; re-exported under the names this module had.
+export {
+  cloneFlagsText as cloneFlags,
+  errnoName,
+  mmapFlagsText as mmapFlags,
+  openFlagsText as openFlags,
+  socketFlagsText as socketFlags,
+};
 
 // ---------------------------------------------------------------------------------------
 // Syscall numbers: the script keys rows by args->__syscall_nr (a number per probe costs
@@ -79,137 +93,6 @@ export function hostArch(): SyscallArch | undefined {
 }
 
 // ---------------------------------------------------------------------------------------
-// Numbers to text, as strace prints them (agent/state looks for these names).
-
-const ERRNO: Record<number, string> = {
-  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 6: 'ENXIO', 7: 'E2BIG', 8: 'ENOEXEC',
-  9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 14: 'EFAULT', 15: 'ENOTBLK',
-  16: 'EBUSY', 17: 'EEXIST', 18: 'EXDEV', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL',
-  23: 'ENFILE', 24: 'EMFILE', 25: 'ENOTTY', 26: 'ETXTBSY', 27: 'EFBIG', 28: 'ENOSPC', 29: 'ESPIPE',
-  30: 'EROFS', 31: 'EMLINK', 32: 'EPIPE', 33: 'EDOM', 34: 'ERANGE', 35: 'EDEADLK',
-  36: 'ENAMETOOLONG', 37: 'ENOLCK', 38: 'ENOSYS', 39: 'ENOTEMPTY', 40: 'ELOOP', 42: 'ENOMSG',
-  43: 'EIDRM', 61: 'ENODATA', 62: 'ETIME', 71: 'EPROTO', 74: 'EBADMSG', 75: 'EOVERFLOW',
-  77: 'EBADFD', 84: 'EILSEQ', 88: 'ENOTSOCK', 89: 'EDESTADDRREQ', 90: 'EMSGSIZE',
-  91: 'EPROTOTYPE', 92: 'ENOPROTOOPT', 93: 'EPROTONOSUPPORT', 94: 'ESOCKTNOSUPPORT',
-  95: 'EOPNOTSUPP', 96: 'EPFNOSUPPORT', 97: 'EAFNOSUPPORT', 98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL',
-  100: 'ENETDOWN', 101: 'ENETUNREACH', 102: 'ENETRESET', 103: 'ECONNABORTED', 104: 'ECONNRESET',
-  105: 'ENOBUFS', 106: 'EISCONN', 107: 'ENOTCONN', 108: 'ESHUTDOWN', 109: 'ETOOMANYREFS',
-  110: 'ETIMEDOUT', 111: 'ECONNREFUSED', 112: 'EHOSTDOWN', 113: 'EHOSTUNREACH', 114: 'EALREADY',
-  115: 'EINPROGRESS', 116: 'ESTALE', 122: 'EDQUOT', 125: 'ECANCELED', 130: 'EOWNERDEAD',
-  131: 'ENOTRECOVERABLE',
-  // kernel-internal values a sys_exit tracepoint sees before signal handling rewrites them
-  512: 'ERESTARTSYS', 513: 'ERESTARTNOINTR', 514: 'ERESTARTNOHAND', 516: 'ERESTART_RESTARTBLOCK',
-};
-
-export function errnoName(n: number): string {
-  return ERRNO[n] ?? `ERRNO_${n}`;
-}
-
-const SIGNALS = [
-  '', 'SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGILL', 'SIGTRAP', 'SIGABRT', 'SIGBUS', 'SIGFPE', 'SIGKILL',
-  'SIGUSR1', 'SIGSEGV', 'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', 'SIGSTKFLT', 'SIGCHLD',
-  'SIGCONT', 'SIGSTOP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU', 'SIGURG', 'SIGXCPU', 'SIGXFSZ',
-  'SIGVTALRM', 'SIGPROF', 'SIGWINCH', 'SIGIO', 'SIGPWR', 'SIGSYS',
-];
-
-function signalName(n: number): string {
-  return SIGNALS[n] || `SIG${n}`;
-}
-
-type Bits = ReadonlyArray<readonly [number, string]>;
-
-/** names of the set bits, in table order; leftover bits as hex */
-function bitNames(v: number, bits: Bits, out: string[] = []): string[] {
-  let rest = v;
-  for (const [bit, name] of bits) {
-    if (bit !== 0 && (v & bit) === bit) {
-      out.push(name);
-      rest &= ~bit;
-    }
-  }
-  if (rest !== 0) out.push('0x' + (rest >>> 0).toString(16));
-  return out;
-}
-
-const O_FLAGS: Bits = [
-  [0o100, 'O_CREAT'], [0o200, 'O_EXCL'], [0o400, 'O_NOCTTY'], [0o1000, 'O_TRUNC'],
-  [0o2000, 'O_APPEND'], [0o4000, 'O_NONBLOCK'], [0o10000, 'O_DSYNC'], [0o20000, 'O_ASYNC'],
-  [0o40000, 'O_DIRECT'], [0o200000, 'O_DIRECTORY'], [0o400000, 'O_NOFOLLOW'],
-  [0o1000000, 'O_NOATIME'], [0o2000000, 'O_CLOEXEC'], [0o4000000 | 0o10000, 'O_SYNC'],
-  [0o10000000, 'O_PATH'], [0o20000000 | 0o200000, 'O_TMPFILE'], [0o100000, 'O_LARGEFILE'],
-];
-
-/** x86_64 and arm64 share these values */
-export function openFlags(v: number): string {
-  const acc = v & 3;
-  const out = [acc === 0 ? 'O_RDONLY' : acc === 1 ? 'O_WRONLY' : acc === 2 ? 'O_RDWR' : 'O_ACCMODE'];
-  return bitNames(v & ~3, O_FLAGS, out).join('|');
-}
-
-/** flags of pipe2/dup3/eventfd2/accept4/socket types: only the fd-creation bits */
-const FD_FLAGS: Bits = [[0o2000000, 'O_CLOEXEC'], [0o4000, 'O_NONBLOCK'], [0o40000, 'O_DIRECT']];
-const EFD_FLAGS: Bits = [[1, 'EFD_SEMAPHORE'], [0o2000000, 'EFD_CLOEXEC'], [0o4000, 'EFD_NONBLOCK']];
-
-const AF: Record<number, string> = {
-  0: 'AF_UNSPEC', 1: 'AF_UNIX', 2: 'AF_INET', 10: 'AF_INET6', 16: 'AF_NETLINK', 17: 'AF_PACKET',
-  40: 'AF_VSOCK', 44: 'AF_XDP',
-};
-const SOCK_TYPE: Record<number, string> = {
-  1: 'SOCK_STREAM', 2: 'SOCK_DGRAM', 3: 'SOCK_RAW', 4: 'SOCK_RDM', 5: 'SOCK_SEQPACKET', 10: 'SOCK_PACKET',
-};
-
-/** "AF_INET|SOCK_STREAM|SOCK_CLOEXEC", as strace's first two socket() arguments */
-export function socketFlags(family: number, type: number): string {
-  const out = [AF[family] ?? `AF_${family}`, SOCK_TYPE[type & 0xf] ?? `SOCK_${type & 0xf}`];
-  if (type & 0o2000000) out.push('SOCK_CLOEXEC');
-  if (type & 0o4000) out.push('SOCK_NONBLOCK');
-  return out.join('|');
-}
-
-const CLONE_FLAGS: Bits = [
-  [0x100, 'CLONE_VM'], [0x200, 'CLONE_FS'], [0x400, 'CLONE_FILES'], [0x800, 'CLONE_SIGHAND'],
-  [0x1000, 'CLONE_PIDFD'], [0x2000, 'CLONE_PTRACE'], [0x4000, 'CLONE_VFORK'], [0x8000, 'CLONE_PARENT'],
-  [0x10000, 'CLONE_THREAD'], [0x20000, 'CLONE_NEWNS'], [0x40000, 'CLONE_SYSVSEM'],
-  [0x80000, 'CLONE_SETTLS'], [0x100000, 'CLONE_PARENT_SETTID'], [0x200000, 'CLONE_CHILD_CLEARTID'],
-  [0x400000, 'CLONE_DETACHED'], [0x800000, 'CLONE_UNTRACED'], [0x1000000, 'CLONE_CHILD_SETTID'],
-  [0x2000000, 'CLONE_NEWCGROUP'], [0x4000000, 'CLONE_NEWUTS'], [0x8000000, 'CLONE_NEWIPC'],
-  [0x10000000, 'CLONE_NEWUSER'], [0x20000000, 'CLONE_NEWPID'], [0x40000000, 'CLONE_NEWNET'],
-  [0x80000000, 'CLONE_IO'],
-];
-
-/** clone flags; the low byte of clone()'s flags (or clone3's exit_signal) is the exit signal */
-export function cloneFlags(flags: number, exitSignal: number): string {
-  const out = bitNames(flags & ~0xff, CLONE_FLAGS);
-  if (exitSignal > 0) out.push(signalName(exitSignal));
-  return out.join('|') || '0';
-}
-
-const MAP_FLAGS: Bits = [
-  [0x10, 'MAP_FIXED'], [0x20, 'MAP_ANONYMOUS'], [0x40, 'MAP_32BIT'], [0x100, 'MAP_GROWSDOWN'],
-  [0x800, 'MAP_DENYWRITE'], [0x1000, 'MAP_EXECUTABLE'], [0x2000, 'MAP_LOCKED'],
-  [0x4000, 'MAP_NORESERVE'], [0x8000, 'MAP_POPULATE'], [0x10000, 'MAP_NONBLOCK'],
-  [0x20000, 'MAP_STACK'], [0x40000, 'MAP_HUGETLB'], [0x80000, 'MAP_SYNC'],
-  [0x100000, 'MAP_FIXED_NOREPLACE'],
-];
-
-export function mmapFlags(v: number): string {
-  const t = v & 0xf;
-  const out = [t === 1 ? 'MAP_SHARED' : t === 2 ? 'MAP_PRIVATE' : t === 3 ? 'MAP_SHARED_VALIDATE' : `MAP_TYPE_${t}`];
-  return bitNames(v & ~0xf & ~0xfc000000, MAP_FLAGS, out).join('|');
-}
-
-const MADV: Record<number, string> = {
-  0: 'MADV_NORMAL', 1: 'MADV_RANDOM', 2: 'MADV_SEQUENTIAL', 3: 'MADV_WILLNEED', 4: 'MADV_DONTNEED',
-  8: 'MADV_FREE', 9: 'MADV_REMOVE', 10: 'MADV_DONTFORK', 11: 'MADV_DOFORK', 12: 'MADV_MERGEABLE',
-  13: 'MADV_UNMERGEABLE', 14: 'MADV_HUGEPAGE', 15: 'MADV_NOHUGEPAGE', 16: 'MADV_DONTDUMP',
-  17: 'MADV_DODUMP', 18: 'MADV_WIPEONFORK', 19: 'MADV_KEEPONFORK', 20: 'MADV_COLD',
-  21: 'MADV_PAGEOUT', 22: 'MADV_POPULATE_READ', 23: 'MADV_POPULATE_WRITE',
-  24: 'MADV_DONTNEED_LOCKED', 25: 'MADV_COLLAPSE', 100: 'MADV_HWPOISON',
-};
-const MREMAP_FLAGS: Bits = [[1, 'MREMAP_MAYMOVE'], [2, 'MREMAP_FIXED'], [4, 'MREMAP_DONTUNMAP']];
-const CLOSE_RANGE_FLAGS: Bits = [[2, 'CLOSE_RANGE_UNSHARE'], [4, 'CLOSE_RANGE_CLOEXEC']];
-
-// ---------------------------------------------------------------------------------------
 // Addresses as the kernel keeps them (little-endian reads of network-order bytes).
 
 const U32 = 0xffffffffn;
@@ -228,36 +111,14 @@ function ipv4(lo: number): string {
   return `${lo & 255}.${(lo >>> 8) & 255}.${(lo >>> 16) & 255}.${lo >>> 24}`;
 }
 
-/** canonical text (RFC 5952) of the address whose four LE-read words are hi:lo */
+/** canonical text (RFC 5952) of the address whose four LE-read words are hi:lo; IPv4-mapped as dotted IPv4 */
 export function formatIp(family: number, hi: bigint, lo: bigint): string {
   if (family === 2) return ipv4(Number(lo & U32));
-  const w = [Number(hi >> 32n), Number(hi & U32), Number(lo >> 32n), Number(lo & U32)];
   const g: number[] = []; // eight 16-bit groups, network order
-  for (const x of w) {
+  for (const x of [Number(hi >> 32n), Number(hi & U32), Number(lo >> 32n), Number(lo & U32)]) {
     g.push(((x & 255) << 8) | ((x >>> 8) & 255), (((x >>> 16) & 255) << 8) | (x >>> 24));
   }
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-    return ipv4(w[3]); // IPv4-mapped: the peer sees an IPv4 socket
-  }
-  // longest run (≥ 2) of zero groups becomes "::", the first one on a tie
-  let bestAt = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number, b: number): string => g.slice(a, b).map((x) => x.toString(16)).join(':');
-  if (bestAt < 0) return hex(0, 8);
-  return hex(0, bestAt) + '::' + hex(bestAt + bestLen, 8);
+  return ipv6Text(g);
 }
 
 function sockKind(protocol: number): 'tcp' | 'udp' | 'socket' {
@@ -489,7 +350,7 @@ export class BpftraceParser {
       case 'creat': {
         const dfd = a1 | 0;
         if (call !== 'open' && call !== 'creat' && dfd !== -100) ev.fd = dfd;
-        ev.flags = openFlags(a2);
+        ev.flags = openFlagsText(a2);
         if (strs?.path) {
           // "" when bpftrace could not read the user string
           // as the program gave it: the state resolves it (cwd, symlinks) the way strace -y shows it
@@ -504,7 +365,7 @@ export class BpftraceParser {
       case 'close_range':
         ev.fd = a1 >>> 0;
         ev.fd2 = a2 >>> 0;
-        if (a3) ev.flags = bitNames(a3, CLOSE_RANGE_FLAGS).join('|');
+        if (a3) ev.flags = closeRangeFlagsText(a3);
         break;
       case 'dup':
         ev.fd = a1 | 0;
@@ -514,7 +375,7 @@ export class BpftraceParser {
       case 'dup3':
         ev.fd = a1 | 0;
         ev.fd2 = a2 | 0;
-        if (a3) ev.flags = bitNames(a3, FD_FLAGS).join('|');
+        if (a3) ev.flags = fdFlagsText(a3, 'O');
         break;
       case 'fcntl':
         ev.fd = a1 | 0;
@@ -522,13 +383,13 @@ export class BpftraceParser {
         if (ok) ev.fd2 = ev.ret;
         break;
       case 'socket':
-        ev.flags = socketFlags(a1, a2);
+        ev.flags = socketFlagsText(a1, a2);
         break;
       case 'socketpair':
       case 'pipe':
       case 'pipe2':
-        if (call === 'socketpair') ev.flags = socketFlags(a1, a2);
-        else if (a1) ev.flags = bitNames(a1, FD_FLAGS).join('|');
+        if (call === 'socketpair') ev.flags = socketFlagsText(a1, a2);
+        else if (a1) ev.flags = fdFlagsText(a1, 'O');
         if (ok) {
           ev.fds = [a4 | 0, a5 | 0];
           ev.fd = a4 | 0;
@@ -537,14 +398,14 @@ export class BpftraceParser {
         break;
       case 'eventfd':
       case 'eventfd2':
-        if (a2) ev.flags = bitNames(a2, EFD_FLAGS).join('|');
+        if (a2) ev.flags = fdFlagsText(a2, 'EFD');
         break;
       case 'clone':
       case 'clone3':
       case 'fork':
       case 'vfork':
-        if (call === 'clone') ev.flags = cloneFlags(a1, a1 & 0xff);
-        else if (call === 'clone3') ev.flags = cloneFlags(a1, a2);
+        if (call === 'clone') ev.flags = cloneFlagsText(a1);
+        else if (call === 'clone3') ev.flags = cloneFlagsText(a1, a2);
         if (ev.ret > 0 && (call === 'fork' || call === 'vfork' || (a1 & 0x10000) === 0)) this.onProcessStart?.(ev.ret);
         break;
       case 'execve':
@@ -565,7 +426,7 @@ export class BpftraceParser {
         break;
       case 'mmap':
         ev.len = a2;
-        ev.flags = mmapFlags(a4);
+        ev.flags = mmapFlagsText(a4);
         if ((a4 & 0x20) === 0 && (a5 | 0) >= 0) ev.fd = a5 | 0;
         break;
       case 'munmap':
@@ -573,11 +434,11 @@ export class BpftraceParser {
         break;
       case 'madvise':
         ev.len = a2;
-        ev.flags = MADV[a3] ?? `MADV_${a3}`;
+        ev.flags = madviseName(a3);
         break;
       case 'mremap':
         ev.len = a3;
-        if (a4) ev.flags = bitNames(a4, MREMAP_FLAGS).join('|');
+        if (a4) ev.flags = mremapFlagsText(a4);
         break;
     }
     this.hold(ev);

@@ -34,7 +34,9 @@
  * - Counters count trace lines, except `events`. Every non-blank line lands in exactly one of
  *   entries, exits, ignoredCall, otherEvent, malformed, needsClockSeconds.
  * - Failed calls: LTTng's ret is the negative errno; the event gets ret -1 and err "EAGAIN"…
- * - Flags are decoded to the names strace prints ("O_RDONLY|O_NONBLOCK"), x86-64 values.
+ * - Flags are decoded to the names strace prints ("O_RDONLY|O_NONBLOCK"), x86-64 values, by
+ *   kernel-decode.ts (shared with the eBPF collector). IPv4-mapped IPv6 addresses are given as
+ *   the dotted IPv4 address, as the eBPF collector gives them: flows must match across hosts.
  * - Fields follow the strace collector's conventions (agent/state reads both): transfers
  *   fd = output, fd2 = input; dup/dup2/dup3/fcntl(F_DUPFD*) fd = old, fd2 = new;
  *   pipe/pipe2/socketpair fds and fd/fd2 = the two ends; open/socket/accept ret = new fd,
@@ -50,6 +52,13 @@ import { ProblemReporter } from './problems.js';
 import { TRACED_CALLS, dataDirection } from '../../shared/event.js';
 import type { SockAddr, SyscallEvent } from '../../shared/event.js';
 import type { CollectorCounters, ProblemSink } from './collector.js';
+import {
+  atFlagsText, cloneFlagsText, errnoName, fcntlName, fdFlagsText, ipv6Text, madviseName, mmapFlagsText,
+  mremapFlagsText, openFlagsText, prctlName, socketFlagsText,
+} from './kernel-decode.js';
+
+// the decoders this module has always exported (tests use them)
+export { cloneFlagsText, errnoName, ipv6Text, mmapFlagsText, openFlagsText, socketFlagsText };
 
 // ---------------------------------------------------------------------------------------
 // Payload fields: the top-level "name = value" pairs of one brace group, values kept raw.
@@ -587,106 +596,10 @@ export function parseLttngLine(line: string, clock?: LttngClockOptions): LttngRe
 }
 
 // ---------------------------------------------------------------------------------------
-// Field decoding: errno names and flag texts as strace prints them (x86-64 values).
+// Field decoding: errno names and flag texts as strace prints them (kernel-decode.ts).
 
-const ERRNO: Record<number, string> = {
-  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 6: 'ENXIO', 7: 'E2BIG', 8: 'ENOEXEC',
-  9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 14: 'EFAULT', 16: 'EBUSY',
-  17: 'EEXIST', 18: 'EXDEV', 19: 'ENODEV', 20: 'ENOTDIR', 21: 'EISDIR', 22: 'EINVAL', 23: 'ENFILE',
-  24: 'EMFILE', 25: 'ENOTTY', 26: 'ETXTBSY', 27: 'EFBIG', 28: 'ENOSPC', 29: 'ESPIPE', 30: 'EROFS',
-  31: 'EMLINK', 32: 'EPIPE', 34: 'ERANGE', 36: 'ENAMETOOLONG', 38: 'ENOSYS', 39: 'ENOTEMPTY',
-  40: 'ELOOP', 61: 'ENODATA', 62: 'ETIME', 75: 'EOVERFLOW', 88: 'ENOTSOCK', 89: 'EDESTADDRREQ',
-  90: 'EMSGSIZE', 91: 'EPROTOTYPE', 92: 'ENOPROTOOPT', 93: 'EPROTONOSUPPORT', 95: 'EOPNOTSUPP',
-  97: 'EAFNOSUPPORT', 98: 'EADDRINUSE', 99: 'EADDRNOTAVAIL', 100: 'ENETDOWN', 101: 'ENETUNREACH',
-  103: 'ECONNABORTED', 104: 'ECONNRESET', 105: 'ENOBUFS', 106: 'EISCONN', 107: 'ENOTCONN',
-  110: 'ETIMEDOUT', 111: 'ECONNREFUSED', 112: 'EHOSTDOWN', 113: 'EHOSTUNREACH', 114: 'EALREADY',
-  115: 'EINPROGRESS', 125: 'ECANCELED',
-  // kernel-internal restart codes, visible to tracers when a signal interrupts a call
-  512: 'ERESTARTSYS', 513: 'ERESTARTNOINTR', 514: 'ERESTARTNOHAND', 516: 'ERESTART_RESTARTBLOCK',
-};
-
-export function errnoName(errno: number): string {
-  return ERRNO[errno] ?? `E${errno}`;
-}
-
-type BitNames = ReadonlyArray<readonly [number, string]>;
-
-/** "A|B|0x40" for the bits of v (< 2^32) named in table, rest in hex. */
-function bitsText(v: number, table: BitNames, parts: string[]): string[] {
-  let rest = v >>> 0;
-  for (const [bit, name] of table) {
-    if ((rest & bit) >>> 0 === bit) {
-      parts.push(name);
-      rest = (rest & ~bit) >>> 0;
-    }
-  }
-  if (rest !== 0) parts.push('0x' + rest.toString(16));
-  return parts;
-}
-
-const O_FLAGS: BitNames = [
-  [0o4010000, 'O_SYNC'], [0o20200000, 'O_TMPFILE'],
-  [0o100, 'O_CREAT'], [0o200, 'O_EXCL'], [0o400, 'O_NOCTTY'], [0o1000, 'O_TRUNC'],
-  [0o2000, 'O_APPEND'], [0o4000, 'O_NONBLOCK'], [0o10000, 'O_DSYNC'], [0o20000, 'O_ASYNC'],
-  [0o40000, 'O_DIRECT'], [0o100000, 'O_LARGEFILE'], [0o200000, 'O_DIRECTORY'],
-  [0o400000, 'O_NOFOLLOW'], [0o1000000, 'O_NOATIME'], [0o2000000, 'O_CLOEXEC'], [0o10000000, 'O_PATH'],
-];
-const ACCMODE = ['O_RDONLY', 'O_WRONLY', 'O_RDWR', 'O_ACCMODE'];
-
-export function openFlagsText(v: number): string {
-  return bitsText(v & ~3, O_FLAGS, [ACCMODE[v & 3]]).join('|');
-}
-
-/** flags of accept4/pipe2/dup3/eventfd2/socket type: only NONBLOCK/CLOEXEC (+EFD_SEMAPHORE) */
-function fdFlagsText(v: number, prefix: 'SOCK' | 'O' | 'EFD'): string {
-  const table: BitNames = [
-    [0o2000000, `${prefix}_CLOEXEC`], // strace's order
-    [0o4000, `${prefix}_NONBLOCK`],
-    ...(prefix === 'EFD' ? ([[1, 'EFD_SEMAPHORE']] as const) : []),
-  ];
-  return v === 0 ? '0' : bitsText(v, table, []).join('|');
-}
-
-const AF: Record<number, string> = {
-  0: 'AF_UNSPEC', 1: 'AF_UNIX', 2: 'AF_INET', 10: 'AF_INET6', 15: 'AF_KEY', 16: 'AF_NETLINK',
-  17: 'AF_PACKET', 31: 'AF_BLUETOOTH', 38: 'AF_ALG', 40: 'AF_VSOCK', 44: 'AF_XDP',
-};
-const SOCK_TYPE: Record<number, string> = {
-  1: 'SOCK_STREAM', 2: 'SOCK_DGRAM', 3: 'SOCK_RAW', 4: 'SOCK_RDM', 5: 'SOCK_SEQPACKET',
-  6: 'SOCK_DCCP', 10: 'SOCK_PACKET',
-};
-
-/** socket(2)/socketpair(2) family and type: "AF_INET|SOCK_STREAM|SOCK_CLOEXEC" */
-export function socketFlagsText(family: number, type: number): string {
-  const parts = [AF[family] ?? String(family), SOCK_TYPE[type & 0xf] ?? String(type & 0xf)];
-  const extra = type & ~0xf;
-  if (extra !== 0) parts.push(fdFlagsText(extra, 'SOCK'));
-  return parts.join('|');
-}
-
-const CLONE: BitNames = [
-  [0x100, 'CLONE_VM'], [0x200, 'CLONE_FS'], [0x400, 'CLONE_FILES'], [0x800, 'CLONE_SIGHAND'],
-  [0x1000, 'CLONE_PIDFD'], [0x2000, 'CLONE_PTRACE'], [0x4000, 'CLONE_VFORK'],
-  [0x8000, 'CLONE_PARENT'], [0x10000, 'CLONE_THREAD'], [0x20000, 'CLONE_NEWNS'],
-  [0x40000, 'CLONE_SYSVSEM'], [0x80000, 'CLONE_SETTLS'], [0x100000, 'CLONE_PARENT_SETTID'],
-  [0x200000, 'CLONE_CHILD_CLEARTID'], [0x400000, 'CLONE_DETACHED'], [0x800000, 'CLONE_UNTRACED'],
-  [0x1000000, 'CLONE_CHILD_SETTID'], [0x2000000, 'CLONE_NEWCGROUP'], [0x4000000, 'CLONE_NEWUTS'],
-  [0x8000000, 'CLONE_NEWIPC'], [0x10000000, 'CLONE_NEWUSER'], [0x20000000, 'CLONE_NEWPID'],
-  [0x40000000, 'CLONE_NEWNET'], [0x80000000, 'CLONE_IO'],
-];
-const SIGNALS: Record<number, string> = { 17: 'SIGCHLD', 9: 'SIGKILL', 15: 'SIGTERM', 10: 'SIGUSR1', 12: 'SIGUSR2' };
-
-/** clone(2) flags: options, then the exit signal in the low byte ("…|SIGCHLD") */
-export function cloneFlagsText(v: number): string {
-  const lo = v % 0x100000000;
-  const hi = Math.floor(v / 0x100000000);
-  const parts = bitsText(lo & ~0xff, CLONE, []);
-  if (hi & 1) parts.push('CLONE_CLEAR_SIGHAND');
-  if (hi & 2) parts.push('CLONE_INTO_CGROUP');
-  if (hi & ~3) parts.push('0x' + (hi & ~3).toString(16) + '00000000');
-  const sig = lo & 0xff;
-  if (sig !== 0) parts.push(SIGNALS[sig] ?? String(sig));
-  return parts.length === 0 ? '0' : parts.join('|');
+function named(name: (v: number) => string, v: number | undefined): string | undefined {
+  return v === undefined || Number.isNaN(v) ? undefined : name(v);
 }
 
 /** LTTng prints clone flags as a hex integer, or (experimental bitwise enums) as a struct */
@@ -704,45 +617,6 @@ function cloneFlags(f: LttngFields): string | undefined {
   return Number.isNaN(v) ? undefined : cloneFlagsText(v);
 }
 
-const MAP_TYPE = ['0', 'MAP_SHARED', 'MAP_PRIVATE', 'MAP_SHARED_VALIDATE'];
-const MAP: BitNames = [
-  [0x10, 'MAP_FIXED'], [0x20, 'MAP_ANONYMOUS'], [0x40, 'MAP_32BIT'], [0x100, 'MAP_GROWSDOWN'],
-  [0x800, 'MAP_DENYWRITE'], [0x1000, 'MAP_EXECUTABLE'], [0x2000, 'MAP_LOCKED'],
-  [0x4000, 'MAP_NORESERVE'], [0x8000, 'MAP_POPULATE'], [0x10000, 'MAP_NONBLOCK'],
-  [0x20000, 'MAP_STACK'], [0x40000, 'MAP_HUGETLB'], [0x80000, 'MAP_SYNC'],
-  [0x100000, 'MAP_FIXED_NOREPLACE'],
-];
-
-export function mmapFlagsText(v: number): string {
-  return bitsText(v & ~0xf, MAP, [MAP_TYPE[v & 3] ?? '0']).join('|');
-}
-
-const MADV: Record<number, string> = {
-  0: 'MADV_NORMAL', 1: 'MADV_RANDOM', 2: 'MADV_SEQUENTIAL', 3: 'MADV_WILLNEED', 4: 'MADV_DONTNEED',
-  8: 'MADV_FREE', 9: 'MADV_REMOVE', 10: 'MADV_DONTFORK', 11: 'MADV_DOFORK', 12: 'MADV_MERGEABLE',
-  13: 'MADV_UNMERGEABLE', 14: 'MADV_HUGEPAGE', 15: 'MADV_NOHUGEPAGE', 16: 'MADV_DONTDUMP',
-  17: 'MADV_DODUMP', 18: 'MADV_WIPEONFORK', 19: 'MADV_KEEPONFORK', 20: 'MADV_COLD',
-  21: 'MADV_PAGEOUT', 22: 'MADV_POPULATE_READ', 23: 'MADV_POPULATE_WRITE', 100: 'MADV_HWPOISON',
-};
-const AT_FLAGS: BitNames = [[0x100, 'AT_SYMLINK_NOFOLLOW'], [0x1000, 'AT_EMPTY_PATH']];
-const MREMAP: BitNames = [[1, 'MREMAP_MAYMOVE'], [2, 'MREMAP_FIXED'], [4, 'MREMAP_DONTUNMAP']];
-const FCNTL: Record<number, string> = {
-  0: 'F_DUPFD', 1: 'F_GETFD', 2: 'F_SETFD', 3: 'F_GETFL', 4: 'F_SETFL', 5: 'F_GETLK', 6: 'F_SETLK',
-  7: 'F_SETLKW', 8: 'F_SETOWN', 9: 'F_GETOWN', 10: 'F_SETSIG', 11: 'F_GETSIG', 36: 'F_OFD_GETLK',
-  37: 'F_OFD_SETLK', 38: 'F_OFD_SETLKW', 1024: 'F_SETLEASE', 1025: 'F_GETLEASE', 1026: 'F_NOTIFY',
-  1030: 'F_DUPFD_CLOEXEC', 1031: 'F_SETPIPE_SZ', 1032: 'F_GETPIPE_SZ', 1033: 'F_ADD_SEALS',
-  1034: 'F_GET_SEALS',
-};
-const PRCTL: Record<number, string> = {
-  1: 'PR_SET_PDEATHSIG', 4: 'PR_SET_DUMPABLE', 15: 'PR_SET_NAME', 16: 'PR_GET_NAME',
-  22: 'PR_SET_SECCOMP', 24: 'PR_CAPBSET_DROP', 36: 'PR_SET_CHILD_SUBREAPER', 38: 'PR_SET_NO_NEW_PRIVS',
-};
-
-function named(table: Record<number, string>, v: number | undefined, fallback = ''): string | undefined {
-  if (v === undefined || Number.isNaN(v)) return undefined;
-  return table[v] ?? `${fallback}${v}`;
-}
-
 /** family/port/v4addr/v6addr as LTTng's accept/connect instrumentation prints them */
 function sockAddr(f: LttngFields, portField: 'sport' | 'dport'): SockAddr | undefined {
   const family = f.num('family');
@@ -758,31 +632,6 @@ function sockAddr(f: LttngFields, portField: 'sport' | 'dport'): SockAddr | unde
     return { ip: ipv6Text(a), port };
   }
   return undefined; // AF_UNIX and others: LTTng gives only the user pointer
-}
-
-/** RFC 5952 text of eight 16-bit groups; v4-mapped as ::ffff:a.b.c.d */
-export function ipv6Text(g: number[]): string {
-  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
-    return `::ffff:${g[6] >> 8}.${g[6] & 255}.${g[7] >> 8}.${g[7] & 255}`;
-  }
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (best < 0) return hex.join(':');
-  return hex.slice(0, best).join(':') + '::' + hex.slice(best + bestLen).join(':');
 }
 
 // ---------------------------------------------------------------------------------------
@@ -887,7 +736,7 @@ function fillArgs(ev: SyscallEvent, call: string, a: LttngFields, x: LttngFields
     }
     case 'fcntl':
       setIf(ev, 'fd', a.int('fd'));
-      setIf(ev, 'flags', named(FCNTL, a.num('cmd'), 'F_'));
+      setIf(ev, 'flags', named(fcntlName, a.num('cmd')));
       if (ev.ret >= 0 && ev.flags?.startsWith('F_DUPFD')) ev.fd2 = ev.ret; // a dup
       return;
     case 'eventfd2': {
@@ -906,11 +755,11 @@ function fillArgs(ev: SyscallEvent, call: string, a: LttngFields, x: LttngFields
       if (dfd !== undefined && dfd >= 0) ev.fd = dfd;
       setIf(ev, 'path', a.str('filename'));
       const fl = a.num('flags');
-      if (fl !== undefined && !Number.isNaN(fl)) ev.flags = fl === 0 ? '0' : bitsText(fl, AT_FLAGS, []).join('|');
+      if (fl !== undefined && !Number.isNaN(fl)) ev.flags = atFlagsText(fl);
       return;
     }
     case 'prctl': // PR_SET_NAME's name is a user pointer LTTng does not copy
-      setIf(ev, 'flags', named(PRCTL, a.num('option'), 'PR_'));
+      setIf(ev, 'flags', named(prctlName, a.num('option')));
       return;
     case 'mmap':
     case 'mmap2': {
@@ -928,12 +777,12 @@ function fillArgs(ev: SyscallEvent, call: string, a: LttngFields, x: LttngFields
       return;
     case 'madvise':
       setIf(ev, 'len', a.num('len_in') ?? a.num('len'));
-      setIf(ev, 'flags', named(MADV, a.num('behavior'), 'MADV_'));
+      setIf(ev, 'flags', named(madviseName, a.num('behavior')));
       return;
     case 'mremap': {
       setIf(ev, 'len', a.num('new_len')); // the size the mapping has afterwards
       const fl = a.num('flags');
-      if (fl !== undefined && !Number.isNaN(fl)) ev.flags = fl === 0 ? '0' : bitsText(fl, MREMAP, []).join('|');
+      if (fl !== undefined && !Number.isNaN(fl)) ev.flags = mremapFlagsText(fl);
       return;
     }
     default:

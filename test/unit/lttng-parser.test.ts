@@ -399,7 +399,7 @@ describe('decoders', () => {
     expect(socketFlagsText(10, 2)).toBe('AF_INET6|SOCK_DGRAM');
     expect(cloneFlagsText(0x1200011)).toBe('CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD');
     expect(ipv6Text([0, 0, 0, 0, 0, 0, 0, 1])).toBe('::1');
-    expect(ipv6Text([0, 0, 0, 0, 0, 0xffff, 0xc0a8, 0x0102])).toBe('::ffff:192.168.1.2');
+    expect(ipv6Text([0, 0, 0, 0, 0, 0xffff, 0xc0a8, 0x0102])).toBe('192.168.1.2'); // v4-mapped: as the eBPF collector
     expect(ipv6Text([0xfe80, 0, 0, 0, 1, 0, 0, 1])).toBe('fe80::1:0:0:1');
     expect(ipv6Text([1, 2, 3, 4, 5, 6, 7, 8])).toBe('1:2:3:4:5:6:7:8');
   });
