@@ -47,6 +47,8 @@ interface FlowIdentity {
   remote: SockAddr;
   side: SocketSide;
   role: Role;
+  /** the endpoint role the flow's bytes were put on, for the aggregator to re-point */
+  endpoint: Role;
 }
 
 interface Channel {
@@ -197,7 +199,7 @@ export class Tracker {
       other = e.role ?? (e.role = this.targetRole(e));
       if (e.flowRole !== role) {
         e.flowRole = role;
-        e.flow = this.flowOf(e, role, e.target.remote ?? NO_ADDR);
+        e.flow = this.flowOf(e, role, e.target.remote ?? NO_ADDR, other);
       }
       flow = e.flow!;
     }
@@ -215,17 +217,17 @@ export class Tracker {
       p = { role: this.roles.intern(netRole('udp', side, e.target.local, addr)), identity: k };
       m.set(k, p);
     }
-    return { role: p.role, flow: this.flowOf(e, role, addr) };
+    return { role: p.role, flow: this.flowOf(e, role, addr, p.role) };
   }
 
-  private flowOf(e: FdEntry, role: Role, remote: SockAddr): number {
+  private flowOf(e: FdEntry, role: Role, remote: SockAddr, endpoint: Role): number {
     const proto = e.target.kind as 'tcp' | 'udp';
     const local = e.target.local ?? NO_ADDR;
     const key = `${proto}|${local.ip}|${local.port}|${remote.ip}|${remote.port}|${role.idx}`;
     let i = this.flowIdx.get(key);
     if (i === undefined) {
       i = this.flows.length;
-      this.flows.push({ proto, local, remote, side: this.sideOf(e, remote), role });
+      this.flows.push({ proto, local, remote, side: this.sideOf(e, remote), role, endpoint });
       this.flowIdx.set(key, i);
     }
     return i;
@@ -382,6 +384,8 @@ export class Tracker {
         side: id.side,
         roleId: id.role.id,
         role: id.role.label,
+        endpointId: id.endpoint.id,
+        endpoint: id.endpoint.label,
         bytesOut: f.bytesOut,
         bytesIn: f.bytesIn,
         countOut: f.countOut,

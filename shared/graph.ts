@@ -26,6 +26,9 @@ export interface Flow {
   /** the thread role that moved the data */
   roleId: string;
   role: string;
+  /** the endpoint role (`net:tcp/private:5432`) this flow's bytes are on in the partial's edges */
+  endpointId: string;
+  endpoint: string;
   bytesOut: number;
   bytesIn: number;
   countOut: number;
@@ -51,4 +54,17 @@ export interface PartialWindow {
   edges: Edge[];
   flows: Flow[];
   stats: WindowStats;
+}
+
+/** The application-wide graph of one window, after the aggregator joined every host's partial. */
+export interface MergedWindow {
+  app: string;
+  windowStart: number;
+  windowMs: number;
+  /** hosts whose partials went into this window */
+  hosts: string[];
+  edges: Edge[];
+  /** flows matched across (or within) hosts, and those left to external roles */
+  matchedFlows: number;
+  unmatchedFlows: number;
 }
