@@ -3,7 +3,6 @@
  * hashed from and the readable label. Pids, tids, fds, ephemeral ports, container ids and
  * replica counts never enter a key or a label.
  */
-import { createHash } from 'node:crypto';
 import type { SockAddr } from '../shared/event.js';
 import type { EdgeKind } from '../shared/graph.js';
 
@@ -17,10 +16,7 @@ export interface RoleSpec {
   label: string;
 }
 
-/** 64-bit stable id: first 8 bytes of sha256(key), as 16 hex digits (JSON-safe, sortable). */
-export function roleId(key: string): string {
-  return createHash('sha256').update(key).digest('hex').slice(0, 16);
-}
+export { roleId } from '../shared/role-id.js';
 
 // ---------------------------------------------------------------- processes and threads
 
