@@ -99,7 +99,7 @@ export class WindowAssembler {
     this.onClose(p.key, reason, [...p.reported]);
   }
 
-  private isClosed(app: string, windowStart: number): boolean {
+  isClosed(app: string, windowStart: number): boolean {
     return this.closed.get(app)?.has(windowStart) === true;
   }
 }

@@ -16,6 +16,7 @@ import { LocalFilesAttribution, ProcAttribution, noAttribution } from '../agent/
 import type { TrackerOptions } from '../agent/tracker.js';
 import { windowJson, windowTable } from './format.js';
 import { buildWorkload } from './workload.js';
+import { CliError, addDistributedCommands } from './distributed.js';
 
 const VERSION = '0.1.0';
 
@@ -225,6 +226,7 @@ export function buildProgram(log: Logger): Command {
     process.exitCode = await capture({ command }, { ...o, app: o.app === 'default' ? 'demo' : o.app }, log);
   });
 
+  addDistributedCommands(program, log, VERSION);
   return program;
 }
 
@@ -243,7 +245,7 @@ async function main(): Promise<void> {
     // one clear line for people; the stack only when asked for (DISTAPPGUARD_LOG_LEVEL=debug)
     process.stderr.write(`distappguard: ${err.message}\n`);
     log.debug({ err }, 'failed');
-    process.exitCode = e instanceof UsageError || e instanceof CollectorUnavailable ? 2 : 1;
+    process.exitCode = e instanceof UsageError || e instanceof CollectorUnavailable || e instanceof CliError ? 2 : 1;
   }
 }
 

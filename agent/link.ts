@@ -1,0 +1,206 @@
+/**
+ * Delivery of closed windows to the aggregator: every window goes to the durable spool
+ * first, then down the stream; it leaves the spool only when the aggregator acknowledges it
+ * as committed. On any failure the stream is re-opened after an exponential backoff with
+ * jitter, and everything not acknowledged is sent again (the aggregator ignores resends).
+ */
+import * as grpc from '@grpc/grpc-js';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import type { Logger } from 'pino';
+import { AgentMessageSchema, AgentService, PartialWindowSchema, type AgentMessage, type AggregatorMessage } from '../shared/gen/distappguard/v1/agent_pb.js';
+import { clientConstructor, messages } from '../shared/grpc-service.js';
+import { toWireHello, toWireWindow, type HelloInfo } from '../shared/wire.js';
+import type { PartialWindow } from '../shared/graph.js';
+import { clientCredentials, type TlsFiles } from '../shared/tls.js';
+import type { DropInfo, Spool } from './spool.js';
+
+const Client = clientConstructor(AgentService);
+
+export interface LinkOptions {
+  /** host:port or unix:/path */
+  aggregator: string;
+  hello: HelloInfo;
+  spool: Spool;
+  log: Logger;
+  tls?: TlsFiles;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** windows in flight (sent, not acknowledged) before sending waits */
+  maxInFlight?: number;
+}
+
+export interface LinkCounters {
+  sent: number;
+  resent: number;
+  acked: number;
+  connects: number;
+  reconnects: number;
+  droppedEntries: number;
+  droppedBytes: number;
+  lastError: string;
+}
+
+/** Exponential backoff with full jitter (AWS style): spreads a fleet's reconnects out. */
+export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random = Math.random): number {
+  const cap = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return Math.round(cap / 2 + random() * (cap / 2));
+}
+
+export class AgentLink {
+  readonly counters: LinkCounters = { sent: 0, resent: 0, acked: 0, connects: 0, reconnects: 0, droppedEntries: 0, droppedBytes: 0, lastError: '' };
+  private client: InstanceType<typeof Client> | undefined;
+  private call: grpc.ClientDuplexStream<AgentMessage, AggregatorMessage> | undefined;
+  private ready = false;
+  /** highest seq written on the current stream */
+  private sentUpTo = 0;
+  private ackedUpTo = 0;
+  private highestEverSent = 0;
+  private attempt = 0;
+  private stopped = false;
+  private pumping = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private ackWaiters: (() => void)[] = [];
+
+  constructor(private readonly o: LinkOptions) {}
+
+  start(): void {
+    this.connect();
+  }
+
+  /** A window closed: spool it durably, then send it if the stream is up. */
+  enqueue(w: PartialWindow): number {
+    const seq = this.o.spool.lastSeq() + 1;
+    const body = toBinary(PartialWindowSchema, toWireWindow(w, seq));
+    const r = this.o.spool.append(w.windowStart, body);
+    if (r.seq !== seq) throw new Error(`spool issued seq ${r.seq}, expected ${seq}`);
+    this.reportDrops(r.dropped);
+    void this.pump();
+    return seq;
+  }
+
+  /** Everything spooled has been acknowledged. */
+  get drained(): boolean {
+    return this.o.spool.stats().entriesHeld === 0;
+  }
+
+  /** Wait until the spool is empty or `timeoutMs` passed; true when drained. */
+  async waitDrained(timeoutMs: number): Promise<boolean> {
+    const end = Date.now() + timeoutMs;
+    while (!this.drained && Date.now() < end) {
+      await new Promise<void>((res) => {
+        const t = setTimeout(res, Math.min(200, Math.max(1, end - Date.now())));
+        this.ackWaiters.push(() => {
+          clearTimeout(t);
+          res();
+        });
+      });
+    }
+    return this.drained;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.call?.end();
+    this.client?.close();
+  }
+
+  private reportDrops(dropped: DropInfo[]): void {
+    for (const d of dropped) {
+      this.counters.droppedEntries++;
+      this.counters.droppedBytes += d.bytes;
+      this.o.log.warn({ seq: d.seq, window: new Date(d.windowStart).toISOString(), bytes: d.bytes, reason: d.reason }, `spool full (${d.reason}): window dropped before delivery`);
+    }
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const creds = this.o.tls ? clientCredentials(this.o.tls) : grpc.credentials.createInsecure();
+    this.client ??= new Client(this.o.aggregator, creds, { 'grpc.keepalive_time_ms': 30_000, 'grpc.max_send_message_length': 64 << 20 });
+    const call = this.client.connect();
+    this.call = call;
+    this.ready = false;
+    this.counters.connects++;
+    call.write(create(AgentMessageSchema, { body: { case: 'hello', value: toWireHello(this.o.hello) } }));
+    void this.read(call);
+  }
+
+  private async read(call: grpc.ClientDuplexStream<AgentMessage, AggregatorMessage>): Promise<void> {
+    let why = 'stream ended';
+    try {
+      for await (const m of messages(call)) {
+        if (m.body.case === 'welcome') {
+          const committed = Number(m.body.value.lastCommittedSeq);
+          // the aggregator has more than we ever sent: our spool was lost; never reuse seqs
+          if (this.o.spool.advanceTo(committed)) this.o.log.warn({ committed }, 'the aggregator has committed windows this spool does not know: sequence moved past them');
+          this.acknowledge(committed);
+          this.sentUpTo = committed;
+          this.ready = true;
+          this.attempt = 0;
+          this.o.log.info({ aggregator: this.o.aggregator, committed, pending: this.o.spool.stats().entriesHeld }, 'connected to the aggregator');
+          void this.pump();
+        } else if (m.body.case === 'ack') {
+          this.acknowledge(Number(m.body.value.seq));
+          void this.pump();
+        } else if (m.body.case === 'refusal') {
+          why = `refused: ${m.body.value.reason}`;
+        }
+      }
+    } catch (e) {
+      const err = e as grpc.ServiceError;
+      why = `${grpc.status[err.code] ?? 'error'}: ${err.details ?? err.message}`;
+    }
+    if (this.call !== call) return;
+    this.ready = false;
+    this.call = undefined;
+    if (this.stopped) return;
+    this.counters.lastError = why;
+    this.counters.reconnects++;
+    const delay = backoffDelay(this.attempt++, this.o.initialBackoffMs ?? 500, this.o.maxBackoffMs ?? 30_000);
+    this.o.log.warn({ aggregator: this.o.aggregator, why, retryInMs: delay, pending: this.o.spool.stats().entriesHeld }, 'aggregator stream lost; will reconnect');
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private acknowledge(seq: number): void {
+    if (seq <= this.ackedUpTo) return;
+    const r = this.o.spool.ack(seq);
+    this.counters.acked += r.removed;
+    this.ackedUpTo = seq;
+    const w = this.ackWaiters;
+    this.ackWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Send what the spool holds beyond what this stream already carried, in seq order. */
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      const maxInFlight = this.o.maxInFlight ?? 256;
+      while (this.ready && this.call && !this.stopped) {
+        const room = maxInFlight - (this.sentUpTo - this.ackedUpTo);
+        if (room <= 0) break; // an ack will call pump again
+        const batch = this.o.spool.pending(this.sentUpTo, Math.min(room, 64));
+        if (batch.length === 0) break;
+        for (const e of batch) {
+          const call = this.call;
+          if (!this.ready || !call) return;
+          const msg = create(AgentMessageSchema, { body: { case: 'window', value: fromBinary(PartialWindowSchema, e.body) } });
+          this.sentUpTo = e.seq;
+          if (e.seq <= this.highestEverSent) this.counters.resent++;
+          else {
+            this.counters.sent++;
+            this.highestEverSent = e.seq;
+          }
+          // backpressure: when the stream's buffer is full, wait for it to drain
+          if (!call.write(msg)) await new Promise<void>((res) => {
+            call.once('drain', res);
+            call.once('close', res);
+          });
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}

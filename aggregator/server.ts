@@ -1,0 +1,183 @@
+/**
+ * The aggregator's gRPC service: one bidirectional stream per agent. Hello first, then
+ * partial windows; each is validated at this boundary, committed, and only then
+ * acknowledged. A bad message ends that agent's stream with a status saying what was wrong;
+ * every other agent carries on.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import type { Logger } from 'pino';
+import {
+  AgentService,
+  AggregatorMessageSchema,
+  PartialWindowSchema,
+  type AgentMessage,
+  type AggregatorMessage,
+} from '../shared/gen/distappguard/v1/agent_pb.js';
+import { addService, messages } from '../shared/grpc-service.js';
+import { DEFAULT_WIRE_LIMITS, PROTOCOL_VERSION, fromWireWindow, validateHello, type HelloInfo, type WireLimits } from '../shared/wire.js';
+import type { PartialWindow } from '../shared/graph.js';
+import { Ingest } from './ingest.js';
+import type { Store } from './store/index.js';
+import { serverCredentials, type TlsFiles } from '../shared/tls.js';
+import { checkListenAddress } from '../shared/address.js';
+
+export const AGGREGATOR_VERSION = '0.1.0';
+
+export interface AggregatorOptions {
+  /** host:port, or unix:/path */
+  listen: string;
+  store: Store;
+  log: Logger;
+  /** how long after a window's end to wait for missing agents */
+  graceMs: number;
+  /** how long a partial may wait to share a commit */
+  batchMs?: number;
+  limits?: WireLimits;
+  tls?: TlsFiles;
+  /** a stream must say hello within this time */
+  helloTimeoutMs?: number;
+}
+
+type Call = grpc.ServerDuplexStream<AgentMessage, AggregatorMessage>;
+
+function statusError(code: grpc.status, details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }) as grpc.ServiceError;
+}
+
+export class AggregatorServer {
+  readonly ingest: Ingest;
+  private readonly server: grpc.Server;
+  private readonly active = new Map<string, Call>();
+  private readonly limits: WireLimits;
+  private ticker: NodeJS.Timeout | undefined;
+  readonly counters = { streams: 0, refused: 0, invalidMessages: 0 };
+
+  constructor(private readonly o: AggregatorOptions) {
+    this.limits = o.limits ?? DEFAULT_WIRE_LIMITS;
+    this.ingest = new Ingest(o.store, {
+      graceMs: o.graceMs,
+      batchMs: o.batchMs ?? 20,
+      maxBatch: 2000,
+      decode: (body) => this.decode(body),
+      onError: (err, what) => o.log.error({ err: err.message }, `${what} failed`),
+      onWindow: (w, reason) =>
+        o.log.info({ app: w.app, window: new Date(w.windowStart).toISOString(), hosts: w.hosts, edges: w.edges.length, matchedFlows: w.matchedFlows, reason }, 'window merged'),
+    });
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': this.limits.maxMessageBytes,
+      'grpc.keepalive_time_ms': 30_000,
+      'grpc.keepalive_permit_without_calls': 1,
+    });
+    addService(this.server, AgentService, { connect: (call: Call) => void this.serve(call) });
+  }
+
+  async start(): Promise<string> {
+    checkListenAddress(this.o.listen, this.o.tls !== undefined);
+    const creds = this.o.tls ? serverCredentials(this.o.tls) : grpc.ServerCredentials.createInsecure();
+    const port = await new Promise<number>((res, rej) => this.server.bindAsync(this.o.listen, creds, (e, p) => (e ? rej(e) : res(p))));
+    // windows that were open when the aggregator last stopped close after their grace
+    const now = Date.now();
+    for (const w of this.o.store.openWindows()) this.ingest.assembler.restore({ app: w.app, windowStart: w.windowStart, windowMs: w.windowMs }, w.agents, now);
+    this.ticker = setInterval(() => this.ingest.tick(), Math.min(250, this.o.graceMs / 4));
+    const addr = this.o.listen.startsWith('unix:') ? this.o.listen : this.o.listen.replace(/:\d+$/, `:${port}`);
+    this.o.log.info({ listen: addr, tls: this.o.tls !== undefined }, 'aggregator listening');
+    return addr;
+  }
+
+  /** Stop taking streams, commit what was received, close windows that are due. */
+  async stop(): Promise<void> {
+    if (this.ticker) clearInterval(this.ticker);
+    await new Promise<void>((res) => {
+      const t = setTimeout(() => {
+        this.server.forceShutdown();
+        res();
+      }, 5000);
+      this.server.tryShutdown(() => {
+        clearTimeout(t);
+        res();
+      });
+      // agents' streams never end by themselves: cancel them so shutdown can complete
+      for (const c of this.active.values()) c.end();
+    });
+    await this.ingest.close();
+    this.ingest.tick();
+  }
+
+  private decode(body: Uint8Array): PartialWindow {
+    const msg = fromBinary(PartialWindowSchema, body);
+    // stored bodies were validated on receipt; decoding them again needs no limits
+    const hello: HelloInfo = { agentId: '', host: '', app: '', agentVersion: '', protocolVersion: PROTOCOL_VERSION, windowMs: msg.windowMs, collector: '' };
+    const r = fromWireWindow(msg, hello, { ...this.limits, maxRoles: Infinity, maxEdges: Infinity, maxFlows: Infinity });
+    if (!r.ok) throw new Error(`stored partial does not decode: ${r.error.message}`);
+    return r.value.window;
+  }
+
+  private refuse(call: Call, code: grpc.status, why: string, fields: Record<string, unknown> = {}): void {
+    this.counters.refused++;
+    this.o.log.warn({ ...fields, code: grpc.status[code] }, why);
+    call.emit('error', statusError(code, why));
+  }
+
+  private async serve(call: Call): Promise<void> {
+    this.counters.streams++;
+    const peer = call.getPeer();
+    let hello: HelloInfo | undefined;
+    const helloTimer = setTimeout(() => {
+      if (!hello) this.refuse(call, grpc.status.DEADLINE_EXCEEDED, 'no hello within the time allowed', { peer });
+    }, this.o.helloTimeoutMs ?? 10_000);
+    let acked = 0;
+    try {
+      for await (const m of messages(call)) {
+        if (!hello) {
+          if (m.body.case !== 'hello') return this.refuse(call, grpc.status.FAILED_PRECONDITION, 'the first message of a stream must be a hello', { peer });
+          const h = validateHello(m.body.value, this.limits);
+          if (!h.ok) return this.refuse(call, h.error.kind === 'limit' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, `hello: ${h.error.message}`, { peer });
+          if (this.active.has(h.value.agentId)) {
+            return this.refuse(call, grpc.status.ALREADY_EXISTS, `agent ${h.value.agentId} is already connected on another stream`, { peer });
+          }
+          hello = h.value;
+          clearTimeout(helloTimer);
+          this.active.set(hello.agentId, call);
+          this.o.store.upsertAgent({ agentId: hello.agentId, host: hello.host, app: hello.app, agentVersion: hello.agentVersion, windowMs: hello.windowMs });
+          this.ingest.assembler.expect(hello.app, hello.agentId);
+          const last = Math.max(0, this.o.store.agentLastSeq(hello.agentId)); // -1: never seen
+          acked = last;
+          call.write(create(AggregatorMessageSchema, { body: { case: 'welcome', value: { aggregatorVersion: AGGREGATOR_VERSION, protocolVersion: PROTOCOL_VERSION, lastCommittedSeq: BigInt(last) } } }));
+          this.o.log.info({ agent: hello.agentId, host: hello.host, app: hello.app, peer, lastCommittedSeq: last }, 'agent connected');
+          continue;
+        }
+        if (m.body.case !== 'window') {
+          return this.refuse(call, grpc.status.INVALID_ARGUMENT, `unexpected ${m.body.case ?? 'empty'} message after hello`, { agent: hello.agentId });
+        }
+        const r = fromWireWindow(m.body.value, hello, this.limits);
+        if (!r.ok) {
+          this.counters.invalidMessages++;
+          return this.refuse(call, r.error.kind === 'limit' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, `window: ${r.error.message}`, { agent: hello.agentId });
+        }
+        const { seq, window: w, roles } = r.value;
+        const h = hello;
+        this.ingest.submit(
+          { agentId: h.agentId, seq, app: h.app, host: h.host, windowStart: w.windowStart, windowMs: w.windowMs, late: false, body: toBinary(PartialWindowSchema, m.body.value), roles },
+          (err) => {
+            if (err) return this.refuse(call, grpc.status.UNAVAILABLE, `could not commit window ${seq}: ${err.message}`, { agent: h.agentId });
+            // commits are in order per agent: an ack covers every seq up to it
+            if (seq > acked) acked = seq;
+            if (!call.writableEnded && !call.destroyed) call.write(create(AggregatorMessageSchema, { body: { case: 'ack', value: { seq: BigInt(acked) } } }));
+          },
+        );
+      }
+    } catch (e) {
+      const err = e as grpc.ServiceError;
+      this.o.log.warn({ agent: hello?.agentId, peer, code: err.code, err: err.message }, 'agent stream failed');
+    } finally {
+      clearTimeout(helloTimer);
+      if (hello && this.active.get(hello.agentId) === call) {
+        this.active.delete(hello.agentId);
+        this.ingest.assembler.forget(hello.app, hello.agentId);
+        this.o.log.info({ agent: hello.agentId }, 'agent disconnected');
+      }
+      if (!call.writableEnded && !call.destroyed) call.end();
+    }
+  }
+}

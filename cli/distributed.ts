@@ -1,0 +1,223 @@
+/**
+ * The distributed commands: aggregator, agent, and the queries over the aggregator's
+ * SQLite file (windows, graph).
+ */
+import { Command, Option } from 'commander';
+import { hostname } from 'node:os';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { AggregatorServer } from '../aggregator/server.js';
+import { Store } from '../aggregator/store/index.js';
+import { AgentLink } from '../agent/link.js';
+import { Spool } from '../agent/spool.js';
+import { runCollector } from '../agent/run.js';
+import { openCollector, type CollectorChoice, type TraceTarget } from '../agent/collectors/open.js';
+import { LocalFilesAttribution, ProcAttribution, noAttribution } from '../agent/state/attribution.js';
+import { parseDuration, formatDuration } from '../shared/duration.js';
+import { PROTOCOL_VERSION } from '../shared/wire.js';
+import type { TlsFiles } from '../shared/tls.js';
+import type { MergedWindow } from '../shared/graph.js';
+
+export class CliError extends Error {}
+
+function tlsOf(o: { tlsCert?: string; tlsKey?: string; tlsCa?: string }): TlsFiles | undefined {
+  const given = [o.tlsCert, o.tlsKey, o.tlsCa].filter((x) => x !== undefined).length;
+  if (given === 0) return undefined;
+  if (given !== 3) throw new CliError('TLS needs all three of --tls-cert, --tls-key and --tls-ca');
+  return { cert: o.tlsCert!, key: o.tlsKey!, ca: o.tlsCa! };
+}
+
+function addTls(c: Command): Command {
+  return c
+    .option('--tls-cert <file>', "this side's certificate (PEM)")
+    .option('--tls-key <file>', "this side's private key (PEM)")
+    .option('--tls-ca <file>', "the CA that signs the other side's certificates (PEM)");
+}
+
+function dur(text: string, what: string): number {
+  try {
+    return parseDuration(text, what);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+}
+
+function openStore(path: string, readonly = false): Store {
+  try {
+    if (!readonly) mkdirSync(dirname(path), { recursive: true });
+    return Store.open(path, { readonly });
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+}
+
+/** Resolves on the first SIGINT/SIGTERM. */
+function onceSignalled(log: Logger): Promise<string> {
+  return new Promise((res) => {
+    const h = (sig: string) => {
+      process.off('SIGINT', h);
+      process.off('SIGTERM', h);
+      log.info({ signal: sig }, 'shutting down');
+      res(sig);
+    };
+    process.on('SIGINT', h);
+    process.on('SIGTERM', h);
+  });
+}
+
+/** `2026-11-26T12:00:05Z`, or ms since the epoch */
+export function parseTime(text: string): number {
+  const n = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(n)) throw new CliError(`'${text}' is not a time: give ISO 8601 (2026-11-26T12:00:05Z) or ms since the epoch`);
+  return n;
+}
+
+export function graphDot(w: MergedWindow): string {
+  const q = (s: string) => JSON.stringify(s);
+  const lines = [`digraph msdeg {`, `  label=${q(`${w.app} ${new Date(w.windowStart).toISOString()} +${formatDuration(w.windowMs)}`)};`, '  rankdir=LR;'];
+  const shapes: Record<string, string> = { file: 'note', mem: 'component', ext: 'doubleoctagon', net: 'diamond', ipc: 'cds' };
+  const nodes = new Map<string, string>();
+  for (const e of w.edges) {
+    nodes.set(e.srcId, e.src);
+    nodes.set(e.dstId, e.dst);
+  }
+  for (const [id, label] of nodes) {
+    const kind = /^(file|mem|ext|net|ipc):/.exec(label)?.[1];
+    lines.push(`  "${id}" [label=${q(label)}, shape=${kind ? shapes[kind] : 'box'}];`);
+  }
+  for (const e of w.edges) lines.push(`  "${e.srcId}" -> "${e.dstId}" [label=${q(`${e.kind} ${e.bytes} B / ${e.count}`)}];`);
+  lines.push('}');
+  return lines.join('\n') + '\n';
+}
+
+export function addDistributedCommands(program: Command, log: Logger, version: string): void {
+  addTls(
+    program
+      .command('aggregator')
+      .description('receive partial graphs from agents, join hosts into one MSDEG per window, keep them in SQLite')
+      .option('--listen <addr>', 'HOST:PORT or unix:/path (beyond loopback only with TLS)', '127.0.0.1:7443')
+      .option('--db <file>', 'SQLite file', 'distappguard.db')
+      .option('--grace <duration>', 'how long after a window ends to wait for missing agents', '5s'),
+  ).action(async (o) => {
+    const store = openStore(o.db);
+    const server = new AggregatorServer({ listen: o.listen, store, log, graceMs: dur(o.grace, '--grace'), tls: tlsOf(o) });
+    try {
+      await server.start();
+    } catch (e) {
+      store.close();
+      throw new CliError((e as Error).message);
+    }
+    await onceSignalled(log);
+    await server.stop();
+    store.close();
+    log.info({ ingest: server.ingest.counters, server: server.counters }, 'aggregator stopped');
+  });
+
+  addTls(
+    program
+      .command('agent')
+      .description('trace this host (or replay a trace) and stream each window to the aggregator')
+      .requiredOption('--aggregator <addr>', 'aggregator HOST:PORT or unix:/path')
+      .option('--host-id <id>', 'this host\'s id', hostname())
+      .option('--app <name>', 'application name', 'default')
+      .option('--agent-id <id>', 'agent id (default: the host id)')
+      .option('--spool <file>', 'durable spool of windows not yet acknowledged', '/var/lib/distappguard/spool.db')
+      .option('--spool-max <bytes>', 'spool size bound in bytes', String(256 << 20))
+      .option('--spool-max-age <duration>', 'spool age bound', '24h')
+      .option('--window <duration>', 'window length', '5s')
+      .option('--lateness <duration>', 'how long a window waits for late events', '1s')
+      .option('--drain-timeout <duration>', 'at the end, how long to wait for the aggregator to acknowledge everything', '30s')
+      .addOption(new Option('--collector <name>', 'ebpf, strace, or auto').choices(['auto', 'ebpf', 'strace']).default('auto'))
+      .option('--pid <pid...>', 'attach to running processes')
+      .option('--container <id>', 'attach to a container (id or cgroup path)')
+      .option('--replay <format:path>', 'replay a recorded trace instead of tracing: strace:FILE or lttng:DIR')
+      .argument('[command...]', 'command to run and trace (after --)'),
+  ).action(async (command: string[], o) => {
+    const hostId: string = o.hostId;
+    const windowMs = dur(o.window, '--window');
+    let target: TraceTarget | undefined;
+    let replay: { format: 'strace' | 'lttng'; path: string } | undefined;
+    const chosen = [command.length > 0, o.pid !== undefined, o.container !== undefined, o.replay !== undefined].filter(Boolean).length;
+    if (chosen !== 1) throw new CliError('agent: give exactly one of -- COMMAND…, --pid PID…, --container ID, --replay FORMAT:PATH');
+    if (o.replay) {
+      const m = /^(strace|lttng):(.+)$/.exec(o.replay);
+      if (!m) throw new CliError(`--replay '${o.replay}': expected strace:FILE or lttng:DIR`);
+      replay = { format: m[1] as 'strace' | 'lttng', path: m[2] };
+    } else if (command.length > 0) target = { command };
+    else if (o.container) target = { container: o.container };
+    else target = { pids: (o.pid as string[]).map(Number) };
+
+    let spool: Spool;
+    try {
+      mkdirSync(dirname(o.spool), { recursive: true });
+      spool = Spool.open(o.spool, { maxBytes: Number(o.spoolMax), maxAgeMs: dur(o.spoolMaxAge, '--spool-max-age') });
+    } catch (e) {
+      throw new CliError(`spool ${o.spool}: ${(e as Error).message}`);
+    }
+    if (spool.recovered) log.error(spool.recovered, 'the spool file was damaged: moved aside, started a fresh one');
+    const collector = replay ? (replay.format === 'strace' ? 'strace-file' : 'lttng') : (o.collector as CollectorChoice);
+    const link = new AgentLink({
+      aggregator: o.aggregator,
+      spool,
+      log,
+      tls: tlsOf(o),
+      hello: { agentId: o.agentId ?? hostId, host: hostId, app: o.app, agentVersion: version, protocolVersion: PROTOCOL_VERSION, windowMs, collector },
+    });
+    link.start();
+    const opened = await openCollector({ choice: collector, target, path: replay?.path, intervalMs: Math.min(1000, windowMs), log });
+    const signalled = onceSignalled(log).then(() => opened.collector.stop());
+    const attribution = replay ? (replay.format === 'strace' ? new LocalFilesAttribution() : noAttribution) : new ProcAttribution();
+    const summary = await runCollector(
+      opened.collector,
+      { tracker: { app: o.app, host: hostId, windowMs, latenessMs: dur(o.lateness, '--lateness'), attribution }, live: !replay, log },
+      (w) => link.enqueue(w),
+    );
+    void signalled;
+    const drained = await link.waitDrained(dur(o.drainTimeout, '--drain-timeout'));
+    log.info({ windows: summary.tracker.windows, link: link.counters, spool: spool.stats(), drained }, drained ? 'agent done: every window acknowledged' : 'agent done: windows left in the spool for the next run');
+    await link.stop();
+    spool.close();
+    process.exit(opened.exitCode?.() ?? 0);
+  });
+
+  program
+    .command('windows')
+    .description('list the windows stored by the aggregator')
+    .requiredOption('--db <file>', 'SQLite file')
+    .option('--app <name>', 'only this application')
+    .option('--limit <n>', 'at most this many, newest last', '1000')
+    .option('--json', 'JSON Lines')
+    .action((o) => {
+      const store = openStore(o.db, true);
+      const rows = store.listWindows({ app: o.app, limit: Number(o.limit) });
+      store.close();
+      if (o.json) for (const r of rows) process.stdout.write(JSON.stringify(r) + '\n');
+      else {
+        process.stdout.write('APP                  WINDOW                    LEN   STATUS  HOSTS  EDGES        BYTES  LATE\n');
+        for (const r of rows) {
+          process.stdout.write(
+            `${r.app.padEnd(20)} ${new Date(r.windowStart).toISOString().padEnd(25)} ${formatDuration(r.windowMs).padEnd(5)} ${r.status.padEnd(7)} ${String(r.hosts.length).padStart(5)} ${String(r.edges).padStart(6)} ${String(r.bytes).padStart(12)} ${String(r.latePartials).padStart(5)}\n`,
+          );
+        }
+      }
+    });
+
+  program
+    .command('graph')
+    .description("one window's application-wide MSDEG")
+    .requiredOption('--db <file>', 'SQLite file')
+    .requiredOption('--app <name>', 'application')
+    .requiredOption('--window <time>', 'window start: ISO 8601 or ms since the epoch (any time inside the window)')
+    .addOption(new Option('--format <f>', 'json or dot (Graphviz)').choices(['json', 'dot']).default('json'))
+    .action((o) => {
+      const store = openStore(o.db, true);
+      const t = parseTime(o.window);
+      const rows = store.listWindows({ app: o.app, from: t - 3_600_000, to: t + 1 });
+      const row = rows.filter((r) => r.windowStart <= t && t < r.windowStart + r.windowMs).pop();
+      const w = row ? store.windowGraph(o.app, row.windowStart) : undefined;
+      store.close();
+      if (!w) throw new CliError(`no window of app '${o.app}' holds ${new Date(t).toISOString()}`);
+      process.stdout.write(o.format === 'dot' ? graphDot(w) : JSON.stringify(w) + '\n');
+    });
+}
