@@ -69,7 +69,46 @@ function foldUnbound(flows: readonly Flow[]): Flow[] {
   return out;
 }
 
-export function correlate(app: string, windowStart: number, windowMs: number, partials: readonly PartialWindow[]): MergedWindow {
+/**
+ * Sockets seen in earlier windows, so a connection whose other end was quiet in this window
+ * (it read or wrote nothing, but its agent reported the socket before) is still joined.
+ * Bounded: the oldest entries go first.
+ */
+export class FlowRegistry {
+  private readonly m = new Map<string, { roleId: string; role: string }>();
+  constructor(private readonly max = 200_000) {}
+
+  static key(host: string, f: { proto: string; local: { ip: string; port: number }; remote: { ip: string; port: number } }): string {
+    // loopback addresses mean something only on their own host
+    const scope = isLoopback(f.local.ip) || isLoopback(f.remote.ip) ? host : '';
+    return `${scope}|${f.proto}|${f.local.ip}|${f.local.port}|${f.remote.ip}|${f.remote.port}`;
+  }
+
+  remember(host: string, f: Flow): void {
+    const k = FlowRegistry.key(host, f);
+    this.m.delete(k);
+    this.m.set(k, { roleId: f.roleId, role: f.role });
+    if (this.m.size > this.max) this.m.delete(this.m.keys().next().value!);
+  }
+
+  /** The thread role at the other end of `f`, if that end was ever reported. */
+  peerOf(host: string, f: Flow): { roleId: string; role: string } | undefined {
+    if (ANY.has(f.local.ip) || ANY.has(f.remote.ip)) return undefined;
+    return this.m.get(FlowRegistry.key(host, { proto: f.proto, local: f.remote, remote: f.local }));
+  }
+
+  get size(): number {
+    return this.m.size;
+  }
+}
+
+export function correlate(
+  app: string,
+  windowStart: number,
+  windowMs: number,
+  partials: readonly PartialWindow[],
+  registry?: FlowRegistry,
+): MergedWindow {
   // Addresses each host is known to own (from sockets bound to a specific address), to pair
   // flows of sockets bound to the wildcard address (unconnected UDP servers).
   const hostAddrs = new Map<string, Set<string>>();
@@ -134,6 +173,23 @@ export function correlate(app: string, windowStart: number, windowMs: number, pa
     take(fa.endpointId, fa.roleId, fa.bytesIn, fa.countIn);
     take(fb.roleId, fb.endpointId, fb.bytesOut, fb.countOut);
     take(fb.endpointId, fb.roleId, fb.bytesIn, fb.countIn);
+  }
+
+  // Sockets whose other end was reported in an earlier window but not in this one
+  if (registry) {
+    for (const a of flows) {
+      if (a.matched) continue;
+      const peer = registry.peerOf(a.host, a.f);
+      if (!peer) continue;
+      a.matched = true;
+      matched++;
+      const fa = a.f;
+      // only what this end sent: what it received was counted where it was sent
+      out.add(fa.roleId, fa.role, peer.roleId, peer.role, 'net', fa.bytesOut, fa.countOut);
+      take(fa.roleId, fa.endpointId, fa.bytesOut, fa.countOut);
+      take(fa.endpointId, fa.roleId, fa.bytesIn, fa.countIn);
+    }
+    for (const a of flows) registry.remember(a.host, a.f);
   }
 
   // Every other edge passes through, summed across hosts (replicas share roles); what is

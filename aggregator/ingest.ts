@@ -6,7 +6,7 @@
  */
 import type { MergedWindow, PartialWindow } from '../shared/graph.js';
 import { WindowAssembler, type CloseReason, type WindowKey } from './assemble.js';
-import { correlate } from './correlate.js';
+import { FlowRegistry, correlate } from './correlate.js';
 
 export interface StoredPartial {
   agentId: string;
@@ -68,6 +68,8 @@ export class Ingest {
   private timer: NodeJS.Timeout | undefined;
   private readonly late = new Map<string, number>();
   private readonly now: () => number;
+  /** sockets seen in earlier windows, for connections quiet on one side in a window */
+  readonly flows = new FlowRegistry();
 
   constructor(
     private readonly store: IngestStore,
@@ -141,7 +143,7 @@ export class Ingest {
       // a resent partial of an agent is stored once; several seqs of one agent for one
       // window (a restarted agent) are all its data
       const partials = rows.map((r) => ({ ...this.opts.decode(r.body), host: r.host }));
-      const merged = correlate(k.app, k.windowStart, k.windowMs, partials);
+      const merged = correlate(k.app, k.windowStart, k.windowMs, partials, this.flows);
       const id = `${k.app}\u0000${k.windowStart}`;
       this.store.saveMergedWindow({ ...merged, latePartials: this.late.get(id) ?? 0 }, 'closed');
       if (reason === 'late') this.counters.windowsRemerged++;

@@ -2,7 +2,7 @@
  * dag-server: the receiving half of the ground-truth workload. Listens on TCP and UDP,
  * optionally starts a client program (everything after `--`, so one traced command runs
  * both), and counts what arrives in two named threads:
- *   tcp-recv  accepts --tcp-conns connections and reads each to EOF
+ *   tcp-accept  accepts --tcp-conns connections; a tcp-recv thread reads each to EOF
  *   udp-recv  receives datagrams until --udp-senders empty ones have arrived
  * Prints "tcp_bytes=N udp_bytes=M" on stdout.
  */
@@ -14,22 +14,44 @@
 
 static int tcp_listener, udp_sock;
 static long tcp_conns, udp_senders, tcp_total, udp_total;
-static char buf[65536];
 
-static void *tcp_recv(void *arg) {
-  (void)arg;
+static pthread_mutex_t tcp_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t tcp_cv = PTHREAD_COND_INITIALIZER;
+static long tcp_finished;
+
+/* one thread per connection, all named tcp-recv: clients on several hosts are read at once */
+static void *tcp_conn(void *arg) {
   pthread_setname_np(pthread_self(), "tcp-recv");
+  int s = (int)(long)arg;
+  static __thread char cbuf[65536];
+  long got = 0;
+  for (;;) {
+    ssize_t n = read(s, cbuf, sizeof cbuf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += n;
+  }
+  close(s);
+  pthread_mutex_lock(&tcp_mu);
+  tcp_total += got;
+  tcp_finished++;
+  pthread_cond_broadcast(&tcp_cv);
+  pthread_mutex_unlock(&tcp_mu);
+  for (;;) pause(); /* never return: see worker_done */
+  return NULL;
+}
+
+static void *tcp_accept(void *arg) {
+  (void)arg;
+  pthread_setname_np(pthread_self(), "tcp-accept");
   for (long c = 0; c < tcp_conns; c++) {
     int s = accept(tcp_listener, NULL, NULL);
     if (s < 0) die("accept");
-    for (;;) {
-      ssize_t n = read(s, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      tcp_total += n;
-    }
-    close(s);
+    spawn(tcp_conn, (void *)(long)s);
   }
+  pthread_mutex_lock(&tcp_mu);
+  while (tcp_finished < tcp_conns) pthread_cond_wait(&tcp_cv, &tcp_mu);
+  pthread_mutex_unlock(&tcp_mu);
   worker_done();
   return NULL;
 }
@@ -69,7 +91,7 @@ int main(int argc, char **argv) {
   udp_senders = arg_long(argc, argv, "--udp-senders", 1);
   tcp_listener = listen_on(SOCK_STREAM, arg_long(argc, argv, "--tcp-port", 17001), host);
   udp_sock = listen_on(SOCK_DGRAM, arg_long(argc, argv, "--udp-port", 17002), host);
-  spawn(tcp_recv, NULL);
+  spawn(tcp_accept, NULL);
   spawn(udp_recv, NULL);
 
   /* start the clients: each `--` starts one command, so replicas can run side by side */

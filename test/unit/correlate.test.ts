@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { correlate } from '../../aggregator/correlate.js';
+import { FlowRegistry, correlate } from '../../aggregator/correlate.js';
 import { roleId } from '../../shared/role-id.js';
 import type { Edge, Flow, PartialWindow } from '../../shared/graph.js';
 
@@ -80,5 +80,22 @@ describe('cross-host correlation', () => {
     const w1 = partial('w1', [edge('worker', 'file:/data/x', 'file', 10)], []);
     const w2 = partial('w2', [edge('worker', 'file:/data/x', 'file', 15)], []);
     expect(view(correlate('k', 0, 1000, [w1, w2]).edges)).toEqual(['worker -> file:/data/x file 25']);
+  });
+
+  it('joins a connection whose other end was quiet in this window but reported before', () => {
+    const reg = new FlowRegistry();
+    const srvFlow = (inn: number) => flow('tcp', '10.0.0.3:5432', '10.0.0.2:41000', 'postgres', 'net:tcp/private:*→:5432', 0, inn, 'server');
+    const cliFlow = (out: number) => flow('tcp', '10.0.0.2:41000', '10.0.0.3:5432', 'api/http', 'net:tcp/private:5432', out, 0, 'client');
+    // window 1: both ends report the connection
+    correlate('shop', 0, 1000, [
+      partial('web', [edge('api/http', 'net:tcp/private:5432', 'net', 10)], [cliFlow(10)]),
+      partial('db', [edge('net:tcp/private:*→:5432', 'postgres', 'net', 10)], [srvFlow(10)]),
+    ], reg);
+    // window 2: the client sends, the server reads nothing yet
+    const w2 = correlate('shop', 1000, 1000, [partial('web', [edge('api/http', 'net:tcp/private:5432', 'net', 99)], [cliFlow(99)])], reg);
+    expect(view(w2.edges)).toEqual(['api/http -> postgres net 99']);
+    // window 3: the server reads it; the bytes were counted when sent, and none are left over
+    const w3 = correlate('shop', 2000, 1000, [partial('db', [edge('net:tcp/private:*→:5432', 'postgres', 'net', 99)], [srvFlow(99)])], reg);
+    expect(view(w3.edges)).toEqual([]);
   });
 });
