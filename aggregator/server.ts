@@ -16,11 +16,38 @@ import {
 } from '../shared/gen/distappguard/v1/agent_pb.js';
 import { addService, messages } from '../shared/grpc-service.js';
 import { DEFAULT_WIRE_LIMITS, PROTOCOL_VERSION, fromWireWindow, validateHello, type HelloInfo, type WireLimits } from '../shared/wire.js';
-import type { PartialWindow } from '../shared/graph.js';
+import type { MergedWindow, PartialWindow } from '../shared/graph.js';
 import { Ingest } from './ingest.js';
 import type { Store } from './store/index.js';
 import { serverCredentials, type TlsFiles } from '../shared/tls.js';
 import { checkListenAddress } from '../shared/address.js';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+
+/**
+ * A unix socket left behind by an aggregator that was killed (SIGKILL, crash) would make the
+ * restart fail with EADDRINUSE: remove it when nothing answers on it. A live one is kept,
+ * so a second aggregator on the same path still fails to start.
+ */
+async function removeStaleSocket(listen: string): Promise<void> {
+  if (!listen.startsWith('unix:')) return;
+  let path = listen.slice('unix:'.length);
+  if (path.startsWith('//')) path = path.slice(2);
+  try {
+    if (!lstatSync(path).isSocket()) return;
+  } catch {
+    return; // no such file
+  }
+  const live = await new Promise<boolean>((res) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      res(true);
+    });
+    s.once('error', () => res(false));
+  });
+  if (!live) unlinkSync(path);
+}
 
 export const AGGREGATOR_VERSION = '0.1.0';
 
@@ -37,6 +64,8 @@ export interface AggregatorOptions {
   tls?: TlsFiles;
   /** a stream must say hello within this time */
   helloTimeoutMs?: number;
+  /** every merged window, as it is stored */
+  onWindow?: (w: MergedWindow, reason: string) => void;
 }
 
 type Call = grpc.ServerDuplexStream<AgentMessage, AggregatorMessage>;
@@ -61,8 +90,10 @@ export class AggregatorServer {
       maxBatch: 2000,
       decode: (body) => this.decode(body),
       onError: (err, what) => o.log.error({ err: err.message }, `${what} failed`),
-      onWindow: (w, reason) =>
-        o.log.info({ app: w.app, window: new Date(w.windowStart).toISOString(), hosts: w.hosts, edges: w.edges.length, matchedFlows: w.matchedFlows, reason }, 'window merged'),
+      onWindow: (w, reason) => {
+        o.log.info({ app: w.app, window: new Date(w.windowStart).toISOString(), hosts: w.hosts, edges: w.edges.length, matchedFlows: w.matchedFlows, reason }, 'window merged');
+        o.onWindow?.(w, reason);
+      },
     });
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': this.limits.maxMessageBytes,
@@ -75,6 +106,7 @@ export class AggregatorServer {
   async start(): Promise<string> {
     checkListenAddress(this.o.listen, this.o.tls !== undefined);
     const creds = this.o.tls ? serverCredentials(this.o.tls) : grpc.ServerCredentials.createInsecure();
+    await removeStaleSocket(this.o.listen);
     const port = await new Promise<number>((res, rej) => this.server.bindAsync(this.o.listen, creds, (e, p) => (e ? rej(e) : res(p))));
     // windows that were open when the aggregator last stopped close after their grace
     const now = Date.now();

@@ -66,17 +66,27 @@ function batch(seq: number): PartialIn[] {
   return out;
 }
 
-function window(start: number, n: number): MergedWindow & { latePartials: number } {
-  const edges: Edge[] = new Array(n);
+/** Edge lists are built once per size and shared by every window of that size (the store only reads them). */
+const edgeLists = new Map<number, Edge[]>();
+
+function edgesOf(n: number): Edge[] {
+  let edges = edgeLists.get(n);
+  if (edges) return edges;
+  edges = new Array<Edge>(n);
+  const P = roleIds.length;
   for (let i = 0; i < n; i++) {
-    const s = roleIds[i % roleIds.length];
-    const d = roleIds[(i * 7 + Math.floor(i / roleIds.length) + 1) % roleIds.length];
-    edges[i] = { srcId: s, dstId: d, src: `r${i % roleIds.length}`, dst: `r${(i * 7 + 1) % roleIds.length}`, kind: i % 5 === 0 ? 'file' : 'net', bytes: 1000 + i, count: 3 };
+    // distinct (src, dst) for n up to P²
+    const si = i % P;
+    const di = (i * 7 + Math.floor(i / P) + 1) % P;
+    edges[i] = { srcId: roleIds[si], dstId: roleIds[di], src: `r${si}`, dst: `r${di}`, kind: i % 5 === 0 ? 'file' : 'net', bytes: 1000 + i, count: 3 };
   }
-  // distinct (src, dst, kind) for n up to roleIds.length²; check anyway
-  const keys = new Set(edges.map((e) => `${e.srcId}${e.dstId}${e.kind}`));
-  if (keys.size !== n) throw new Error(`bench window of ${n} edges has duplicate edges`);
-  return { app: 'bench', windowStart: start, windowMs: 1000, hosts: ['h'], edges, matchedFlows: 0, unmatchedFlows: 0, latePartials: 0 };
+  if (new Set(edges.map((e) => `${e.srcId}${e.dstId}${e.kind}`)).size !== n) throw new Error(`bench window of ${n} edges has duplicate edges`);
+  edgeLists.set(n, edges);
+  return edges;
+}
+
+function window(start: number, n: number): MergedWindow & { latePartials: number } {
+  return { app: 'bench', windowStart: start, windowMs: 1000, hosts: ['h'], edges: edgesOf(n), matchedFlows: 0, unmatchedFlows: 0, latePartials: 0 };
 }
 
 function fileBytes(file: string): number {

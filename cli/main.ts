@@ -17,6 +17,7 @@ import type { TrackerOptions } from '../agent/tracker.js';
 import { windowJson, windowTable } from './format.js';
 import { buildWorkload } from './workload.js';
 import { CliError, addDistributedCommands } from './distributed.js';
+import { distributedDemo } from './demo.js';
 
 const VERSION = '0.1.0';
 
@@ -207,14 +208,22 @@ export function buildProgram(log: Logger): Command {
   addGraphOptions(
     program
       .command('demo')
-      .description('build the bundled workload (two C programs, named threads) and capture it live')
-      .addOption(new Option('--collector <name>', 'ebpf, strace, or auto').choices(['auto', 'ebpf', 'strace']).default('auto'))
-      .option('--rounds <n>', 'rounds of traffic, one per second', '6'),
+      .description('three hosts on this machine (network namespaces), an agent on each tracing the bundled workload, the aggregator merging their graphs into an SQLite file; --local: one host, capture only')
+      .addOption(new Option('--collector <name>', 'ebpf, strace, or auto (the demo defaults to strace: it starts at once)').choices(['auto', 'ebpf', 'strace']).default('strace'))
+      .option('--rounds <n>', 'rounds of traffic, one per second', '6')
+      .option('--db <file>', 'the aggregator\'s SQLite file', 'distappguard-demo.db')
+      .option('--local', 'trace the workload on this host only and print its partial graphs'),
     '1s',
   ).action(async (o) => {
-    const w = buildWorkload();
     const rounds = Number(o.rounds);
     if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError(`--rounds '${o.rounds}': a whole number ≥ 1`);
+    if (!o.local) {
+      process.exitCode = await distributedDemo({ db: o.db, collector: o.collector, rounds, window: o.window, log }).catch((e: Error) => {
+        throw new UsageError(e.message);
+      });
+      return;
+    }
+    const w = buildWorkload();
     const file = `/tmp/distappguard-demo-${process.pid}.dat`;
     const command = [
       w.server, '--tcp-port', '17001', '--udp-port', '17002', '--',

@@ -180,6 +180,7 @@ export class Store {
    * nothing: if any item is refused (a wrong type, say), none is stored and this throws.
    */
   commitPartials(batch: readonly PartialIn[]): CommitResult {
+    if (batch.length === 0) return { committed: 0, duplicates: 0, late: 0 }; // no empty commit (an fsync)
     const fresh = new Set<string>();
     const r = this.commitTx.immediate(batch, this.now(), fresh);
     this.learnRoles(fresh);

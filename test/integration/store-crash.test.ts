@@ -61,6 +61,7 @@ for (let b = s.agentLastSeq('a0') + 1; ; b++) {
   s.commitPartials(batch);
   say('commit ' + b);
   // merge this window, and merge the previous one again with other edges (a late partial)
+  say('merging ' + b);
   for (const [w, k] of [[b, 1], [b - 1, 2]]) {
     if (w < 0) continue;
     const edges = [];
@@ -149,18 +150,21 @@ describe('store crash safety', () => {
     let acked = -1;
     let midCommit = 0;
     const rounds: string[] = [];
-    for (let round = 0; round < 5; round++) {
+    for (let round = 0; round < 6; round++) {
       const start = acked + 1;
-      // even rounds: kill the moment a commit begins (4 MB in flight); odd rounds: at a random
-      // moment after a merge, which may land anywhere, a window merge included
+      // kill the moment a batch commit begins (4 MB in flight), or a merge (2,000 + 4,000 edge
+      // rows replaced), or at a random moment that may land anywhere
+      const kind = round % 3;
       const r =
-        round % 2 === 0
+        kind === 0
           ? await runAndKill(storeUrl, file, (l) => (l === `begin ${start + 3}` ? 0 : undefined))
-          : await runAndKill(storeUrl, file, (l) => (l === `merged ${start + 2}` ? 1 + Math.floor(Math.random() * 40) : undefined));
+          : kind === 1
+            ? await runAndKill(storeUrl, file, (l) => (l === `merging ${start + 2}` ? 0 : undefined))
+            : await runAndKill(storeUrl, file, (l) => (l === `merged ${start + 2}` ? 1 + Math.floor(Math.random() * 40) : undefined));
       acked = Math.max(acked, r.lastCommitted);
       const seqs = verify(file, acked);
       const top = seqs.length - 1;
-      if (round % 2 === 0 && top < r.killedAt) midCommit++;
+      if (kind === 0 && top < r.killedAt) midCommit++;
       rounds.push(`round ${round}: reported committed ${r.lastCommitted}, killed at ${r.killedAt}, stored up to ${top}`);
       acked = Math.max(acked, top);
     }

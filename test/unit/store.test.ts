@@ -184,6 +184,10 @@ describe('store schema and migrations', () => {
     expect(() => r.upsertAgent({ agentId: 'x', host: 'h', app: 'a', agentVersion: '', windowMs: 1 })).toThrow(/readonly/);
     r.close();
     w.close();
+    // and after the writer closed cleanly (no -wal/-shm files left)
+    const r2 = Store.open(f, { readonly: true });
+    expect(r2.windowGraph('shop', 1_000)!.edges).toHaveLength(1);
+    r2.close();
   });
 });
 
