@@ -37,6 +37,8 @@ export interface LinkCounters {
   reconnects: number;
   droppedEntries: number;
   droppedBytes: number;
+  /** windows the aggregator refused as invalid: set aside, not resent */
+  refused: number;
   lastError: string;
 }
 
@@ -47,7 +49,7 @@ export function backoffDelay(attempt: number, initialMs: number, maxMs: number, 
 }
 
 export class AgentLink {
-  readonly counters: LinkCounters = { sent: 0, resent: 0, acked: 0, connects: 0, reconnects: 0, droppedEntries: 0, droppedBytes: 0, lastError: '' };
+  readonly counters: LinkCounters = { sent: 0, resent: 0, acked: 0, connects: 0, reconnects: 0, droppedEntries: 0, droppedBytes: 0, refused: 0, lastError: '' };
   private client: InstanceType<typeof Client> | undefined;
   private call: grpc.ClientDuplexStream<AgentMessage, AggregatorMessage> | undefined;
   private ready = false;
@@ -143,7 +145,12 @@ export class AgentLink {
           this.acknowledge(Number(m.body.value.seq));
           void this.pump();
         } else if (m.body.case === 'refusal') {
+          const seq = Number(m.body.value.seq);
           why = `refused: ${m.body.value.reason}`;
+          if (seq > 0 && this.o.spool.discard(seq) !== undefined) {
+            this.counters.refused++;
+            this.o.log.error({ seq, reason: m.body.value.reason }, 'the aggregator refused a window: set aside, the others carry on');
+          }
         }
       }
     } catch (e) {

@@ -139,6 +139,7 @@ function prepare(db: Database.Database) {
     deleteAged: db.prepare('DELETE FROM entries WHERE appended_at < ?'),
     oldest: db.prepare('SELECT seq, window_start AS windowStart, bytes FROM entries ORDER BY seq'),
     deleteUpTo: db.prepare('DELETE FROM entries WHERE seq <= ?'),
+    deleteOne: db.prepare('DELETE FROM entries WHERE seq = ? RETURNING bytes'),
     countUpTo: db.prepare('SELECT count(*) AS n, total(bytes) AS b FROM entries WHERE seq <= ?'),
     pending: db.prepare('SELECT seq, window_start AS windowStart, body FROM entries WHERE seq > ? ORDER BY seq LIMIT ?'),
     minSeq: db.prepare('SELECT min(seq) AS s FROM entries'),
@@ -267,6 +268,21 @@ export class Spool {
       s.entriesHeld -= removed;
       s.bytesHeld -= held.b;
       return { removed, bytes: held.b, ignored: false };
+    });
+  }
+
+  /**
+   * Removes one entry the aggregator refused (it fails validation there and would be refused
+   * again on every resend, holding up every window after it). Returns its size, or undefined.
+   */
+  discard(seq: number): number | undefined {
+    this.assertOpen();
+    return this.mutate((s) => {
+      const row = this.stmts.deleteOne.get(seq) as { bytes: number } | undefined;
+      if (!row) return undefined;
+      s.entriesHeld--;
+      s.bytesHeld -= row.bytes;
+      return row.bytes;
     });
   }
 

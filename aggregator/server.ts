@@ -11,6 +11,7 @@ import {
   AgentService,
   AggregatorMessageSchema,
   PartialWindowSchema,
+  Refusal_Code,
   type AgentMessage,
   type AggregatorMessage,
 } from '../shared/gen/distappguard/v1/agent_pb.js';
@@ -185,7 +186,13 @@ export class AggregatorServer {
         const r = fromWireWindow(m.body.value, hello, this.limits);
         if (!r.ok) {
           this.counters.invalidMessages++;
-          return this.refuse(call, r.error.kind === 'limit' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, `window: ${r.error.message}`, { agent: hello.agentId });
+          const limit = r.error.kind === 'limit';
+          const reason = `window ${m.body.value.seq}: ${r.error.message}`;
+          // name the window so the agent sets it aside instead of resending it forever
+          call.write(create(AggregatorMessageSchema, {
+            body: { case: 'refusal', value: { code: limit ? Refusal_Code.LIMIT_EXCEEDED : Refusal_Code.INVALID_WINDOW, reason, seq: m.body.value.seq } },
+          }));
+          return this.refuse(call, limit ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, reason, { agent: hello.agentId });
         }
         const { seq, window: w, roles } = r.value;
         const h = hello;
