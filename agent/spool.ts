@@ -28,7 +28,7 @@ export { SCHEMA_VERSION, SpoolError, type SpoolErrorCode, type SyncLevel } from 
  * FULL: the WAL is fsynced at every commit, so an append that returned survives a power loss,
  * not only a process kill. NORMAL syncs only at checkpoints: same safety against a kill, but
  * the last commits may vanish on power loss — and those are exactly the windows the spool
- * exists to keep. Measured on the 2-core dev VM (8 KiB bodies, `node dist/agent/spool-bench.js
+ * exists to keep. Measured on the 2-core dev VM (8 KiB bodies, `node dist/bench/spool.js
  * 10000`, runs spread by other load): FULL 1,300–3,100 appends/s, NORMAL 3,300–7,300/s; one
  * fsync costs ~50 µs there (virtual disk with a write cache). On a disk where fsync takes
  * 1–10 ms FULL still gives 100–1,000/s. An agent appends one window per window length (≥ 1 s),

@@ -72,17 +72,17 @@ function runAndKill(script: string, file: string, synchronous: string, killAfter
 describe.skipIf(!existsSync(DIST))('spool survives SIGKILL (dist/agent/spool.js)', () => {
   let dir: string;
   let Spool: typeof import('../../agent/spool.js').Spool;
-  let measureAppendRate: typeof import('../../agent/spool-bench.js').measureAppendRate;
+  let measureAppendRate: typeof import('../../bench/spool.js').measureAppendRate;
 
   beforeAll(async () => {
-    for (const m of ['spool', 'spool-open', 'spool-bench']) {
-      const src = statSync(join(ROOT, `agent/${m}.ts`)).mtimeMs;
-      const out = join(ROOT, `dist/agent/${m}.js`);
-      if (!existsSync(out) || statSync(out).mtimeMs < src) throw new Error(`dist/agent/${m}.js is older than agent/${m}.ts: run npx tsc -p . first`);
+    for (const m of ['agent/spool', 'agent/spool-open', 'bench/spool']) {
+      const src = statSync(join(ROOT, `${m}.ts`)).mtimeMs;
+      const out = join(ROOT, `dist/${m}.js`);
+      if (!existsSync(out) || statSync(out).mtimeMs < src) throw new Error(`dist/${m}.js is older than ${m}.ts: run npx tsc -p . first`);
     }
     // the parent uses the same compiled code as the child
     ({ Spool } = (await import(pathToFileURL(DIST).href)) as typeof import('../../agent/spool.js'));
-    ({ measureAppendRate } = (await import(pathToFileURL(join(ROOT, 'dist/agent/spool-bench.js')).href)) as typeof import('../../agent/spool-bench.js'));
+    ({ measureAppendRate } = (await import(pathToFileURL(join(ROOT, 'dist/bench/spool.js')).href)) as typeof import('../../bench/spool.js'));
     dir = mkdtempSync(join(tmpdir(), 'dag-spool-crash-'));
   });
 
@@ -138,7 +138,7 @@ describe.skipIf(!existsSync(DIST))('spool survives SIGKILL (dist/agent/spool.js)
   });
 
   it('appends 8 KiB windows far faster than windows close, with either sync level', () => {
-    // Figures for the record come from `node dist/agent/spool-bench.js`; this only guards
+    // Figures for the record come from `node dist/bench/spool.js`; this only guards
     // against a regression to something unusable (the agent needs ~1 append/s).
     for (const sync of ['FULL', 'NORMAL'] as const) {
       const r = measureAppendRate(sync, 500, BODY);

@@ -1,5 +1,5 @@
 /**
- * Append rate of the spool with each sync level: `npx tsc -p . && node dist/agent/spool-bench.js
+ * Append rate of the spool with each sync level: `npx tsc -p . && node dist/bench/spool.js
  * [count] [bodyBytes] [dir]`. Appends go into a fresh file in a temp directory (or `dir`, to
  * measure another disk); the spool's limits are set so nothing is dropped during the run.
  */
@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Spool, type SyncLevel } from './spool.js';
+import { Spool, type SyncLevel } from '../agent/spool.js';
 
 export interface AppendRate {
   synchronous: SyncLevel;
