@@ -60,6 +60,9 @@ export function checkHeader(h: HeaderInfo, file: string, migrations: readonly Mi
  * Returns the versions applied.
  */
 export function migrate(db: DB, file: string, migrations: readonly Migration[] = MIGRATIONS): number[] {
+  migrations.forEach((m, i) => {
+    if (m.version !== i + 1) throw new Error(`store migrations must be numbered 1, 2, 3…; entry ${i} is version ${m.version}`);
+  });
   const applied: number[] = [];
   const run = db.transaction(() => {
     const h = readHeader(db, file);

@@ -82,7 +82,11 @@ CREATE INDEX windows_time ON windows (window_start);
 CREATE INDEX windows_open ON windows (app, window_start) WHERE status = 'open';
 
 -- The merged graph: one row per edge. WITHOUT ROWID, so the primary key IS the table — one
--- b-tree per row inserted, the cheapest shape that stays queryable in plain SQL.
+-- b-tree per row inserted, the cheapest shape that stays queryable in plain SQL. Measured by
+-- bench/store.ts on a shared 2-core VM: 100–150k rows/s, ~48 bytes a row on disk; a 2,000-edge
+-- window in ~14 ms, a 200,000-edge window (1,000 agents × 200 edges, none shared) in 1.5–2 s.
+-- If merged windows grow that large, a later migration should pack a window's edges into one
+-- BLOB (a scratch test packed and stored 1.2–1.7 M edges/s) and keep rows only for queries.
 CREATE TABLE edges (
   app          TEXT NOT NULL,
   window_start INTEGER NOT NULL,
