@@ -166,7 +166,11 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
     });
     link.start();
     const opened = await openCollector({ choice: collector, target, path: replay?.path, intervalMs: Math.min(1000, windowMs), log });
-    const signalled = onceSignalled(log).then(() => opened.collector.stop());
+    let stoppedBySignal = false;
+    const signalled = onceSignalled(log).then(() => {
+      stoppedBySignal = true;
+      return opened.collector.stop();
+    });
     const attribution = replay ? (replay.format === 'strace' ? new LocalFilesAttribution() : noAttribution) : new ProcAttribution();
     const summary = await runCollector(
       opened.collector,
@@ -178,7 +182,8 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
     log.info({ windows: summary.tracker.windows, link: link.counters, spool: spool.stats(), drained }, drained ? 'agent done: every window acknowledged' : 'agent done: windows left in the spool for the next run');
     await link.stop();
     spool.close();
-    process.exit(opened.exitCode?.() ?? 0);
+    // asked to stop (systemd, Ctrl-C): a clean stop, whatever the traced command's code
+    process.exit(stoppedBySignal ? 0 : (opened.exitCode?.() ?? 0));
   });
 
   program
