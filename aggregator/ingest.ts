@@ -7,22 +7,11 @@
 import type { MergedWindow, PartialWindow } from '../shared/graph.js';
 import { WindowAssembler, type CloseReason, type WindowKey } from './assemble.js';
 import { FlowRegistry, correlate } from './correlate.js';
-
-export interface StoredPartial {
-  agentId: string;
-  seq: number;
-  app: string;
-  host: string;
-  windowStart: number;
-  windowMs: number;
-  late: boolean;
-  body: Uint8Array;
-  roles: { id: string; label: string; kind: string }[];
-}
+import type { PartialIn } from './store/index.js';
 
 /** What ingest needs of the store (aggregator/store implements it). */
 export interface IngestStore {
-  commitPartials(batch: StoredPartial[]): { committed: number; duplicates: number };
+  commitPartials(batch: readonly PartialIn[]): { committed: number; duplicates: number };
   partialsOf(app: string, windowStart: number): { agentId: string; seq: number; host: string; body: Uint8Array }[];
   saveMergedWindow(w: MergedWindow & { latePartials: number }, status: 'closed'): void;
 }
@@ -43,7 +32,7 @@ export interface IngestCounters {
 }
 
 interface Waiting {
-  p: StoredPartial;
+  p: PartialIn;
   done: (err?: Error) => void;
 }
 
@@ -80,7 +69,7 @@ export class Ingest {
   }
 
   /** Queue a partial; `done` is called once it is committed (then the agent may be acked). */
-  submit(p: StoredPartial, done: (err?: Error) => void): void {
+  submit(p: PartialIn, done: (err?: Error) => void): void {
     this.queue.push({ p, done });
     if (this.queue.length >= this.opts.maxBatch) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.opts.batchMs);
@@ -133,7 +122,7 @@ export class Ingest {
     this.flush();
   }
 
-  private key(p: StoredPartial): WindowKey {
+  private key(p: PartialIn): WindowKey {
     return { app: p.app, windowStart: p.windowStart, windowMs: p.windowMs };
   }
 
