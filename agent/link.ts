@@ -118,7 +118,8 @@ export class AgentLink {
   private connect(): void {
     if (this.stopped) return;
     const creds = this.o.tls ? clientCredentials(this.o.tls) : grpc.credentials.createInsecure();
-    this.client ??= new Client(this.o.aggregator, creds, { 'grpc.keepalive_time_ms': 30_000, 'grpc.max_send_message_length': 64 << 20 });
+    // a channel of its own (not from grpc-js's process-wide subchannel pool): see read()
+    this.client ??= new Client(this.o.aggregator, creds, { 'grpc.keepalive_time_ms': 30_000, 'grpc.max_send_message_length': 64 << 20, 'grpc.use_local_subchannel_pool': 1 });
     const call = this.client.connect();
     this.call = call;
     this.ready = false;
@@ -163,6 +164,12 @@ export class AgentLink {
     if (this.stopped) return;
     this.counters.lastError = why;
     this.counters.reconnects++;
+    // The next attempt gets a fresh channel. A grpc-js channel that failed to connect keeps
+    // its own reconnect backoff (up to 120 s) and meanwhile fails every call at once with its
+    // last error: reused, it would stack that backoff on ours, and an agent would reconnect
+    // long after the aggregator is back.
+    this.client?.close();
+    this.client = undefined;
     const delay = backoffDelay(this.attempt++, this.o.initialBackoffMs ?? 500, this.o.maxBackoffMs ?? 30_000);
     this.o.log.warn({ aggregator: this.o.aggregator, why, retryInMs: delay, pending: this.o.spool.stats().entriesHeld }, 'aggregator stream lost; will reconnect');
     this.retryTimer = setTimeout(() => this.connect(), delay);
