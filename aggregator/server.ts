@@ -75,6 +75,34 @@ function statusError(code: grpc.status, details: string): grpc.ServiceError {
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }) as grpc.ServiceError;
 }
 
+/**
+ * grpc-js refuses some requests itself, before the handler sees them: above all a message over
+ * `grpc.max_receive_message_length` (RESOURCE_EXHAUSTED "Received message larger than max
+ * (n vs m)"). The handler is only told that its call was cancelled, so nothing would say why.
+ * This interceptor sits next to grpc-js's own call and logs every non-OK status that did not
+ * come from the handler (whose refusals are logged where they are made).
+ */
+function logTransportRefusals(log: Logger, counters: { refused: number }): grpc.ServerInterceptor {
+  return (method, call) => {
+    let fromHandler = false;
+    const send = call.sendStatus.bind(call);
+    // grpc-js's base call sends its own statuses through this method of the same object
+    call.sendStatus = (status) => {
+      if (!fromHandler && status.code !== grpc.status.OK) {
+        counters.refused++;
+        log.warn({ peer: call.getPeer(), method: method.path, code: grpc.status[status.code], details: status.details }, `stream refused: ${status.details}`);
+      }
+      send(status);
+    };
+    return new grpc.ServerInterceptingCall(call, {
+      sendStatus: (status, next) => {
+        fromHandler = true;
+        next(status);
+      },
+    });
+  };
+}
+
 export class AggregatorServer {
   readonly ingest: Ingest;
   private readonly server: grpc.Server;
@@ -100,6 +128,7 @@ export class AggregatorServer {
       'grpc.max_receive_message_length': this.limits.maxMessageBytes,
       'grpc.keepalive_time_ms': 30_000,
       'grpc.keepalive_permit_without_calls': 1,
+      interceptors: [logTransportRefusals(o.log, this.counters)],
     });
     addService(this.server, AgentService, { connect: (call: Call) => void this.serve(call) });
   }
@@ -176,6 +205,7 @@ export class AggregatorServer {
           this.ingest.assembler.expect(hello.app, hello.agentId);
           const last = Math.max(0, this.o.store.agentLastSeq(hello.agentId)); // -1: never seen
           acked = last;
+          this.ingest.committedUpTo(hello.agentId, last);
           call.write(create(AggregatorMessageSchema, { body: { case: 'welcome', value: { aggregatorVersion: AGGREGATOR_VERSION, protocolVersion: PROTOCOL_VERSION, lastCommittedSeq: BigInt(last) } } }));
           this.o.log.info({ agent: hello.agentId, host: hello.host, app: hello.app, peer, lastCommittedSeq: last }, 'agent connected');
           continue;
@@ -204,6 +234,7 @@ export class AggregatorServer {
             if (seq > acked) acked = seq;
             if (!call.writableEnded && !call.destroyed) call.write(create(AggregatorMessageSchema, { body: { case: 'ack', value: { seq: BigInt(acked) } } }));
           },
+          w,
         );
       }
     } catch (e) {
@@ -214,7 +245,7 @@ export class AggregatorServer {
       if (hello && this.active.get(hello.agentId) === call) {
         this.active.delete(hello.agentId);
         this.ingest.assembler.forget(hello.app, hello.agentId);
-        this.o.log.info({ agent: hello.agentId }, 'agent disconnected');
+        this.o.log.info({ agent: hello.agentId, peer }, 'agent disconnected');
       }
       if (!call.writableEnded && !call.destroyed) call.end();
     }
