@@ -35,6 +35,7 @@
  * - Nothing throws: bad lines are counted and reported through the sink (at most
  *   `maxProblemsPerKind` reports per kind; the counters stay exact).
  */
+import { ProblemReporter } from './problems.js';
 import type { FdTarget, SockAddr, SyscallEvent } from '../../shared/event.js';
 import type { CollectorCounters, ProblemSink } from './collector.js';
 import {
@@ -175,8 +176,7 @@ export class BpftraceParser {
   private readonly offMs: number;
   private readonly offRemNs: number;
   private readonly names: string[];
-  private readonly sink: ProblemSink | undefined;
-  private readonly maxReports: number;
+  private readonly problems: ProblemReporter;
   private readonly onProcessExit: ((pid: number, tsMs: number) => void) | undefined;
   private readonly onProcessStart: ((pid: number) => void) | undefined;
 
@@ -199,7 +199,6 @@ export class BpftraceParser {
   private readonly exitCalled = new Set<number>();
   /** singles released up to this time (ms): later arrivals before it are "late" */
   private releasedTo = -Infinity;
-  private readonly reports = new Map<string, number>();
   private readonly c = {
     lines: 0, singles: 0, rows: 0, errorRows: 0, rowCalls: 0, rowBytes: 0, dumps: 0,
     reprintedRows: 0, staleRows: 0, lateSingles: 0, lostEvents: 0, mapFull: 0, bpftraceWarnings: 0, processExits: 0,
@@ -211,8 +210,7 @@ export class BpftraceParser {
     this.offMs = Number(opts.offsetNs / 1_000_000n);
     this.offRemNs = Number(opts.offsetNs % 1_000_000n);
     this.names = syscallNames(opts.arch ?? hostArch() ?? 'x64');
-    this.sink = opts.onProblem;
-    this.maxReports = opts.maxProblemsPerKind ?? 20;
+    this.problems = new ProblemReporter(opts.onProblem, opts.maxProblemsPerKind ?? 20);
     this.onProcessExit = opts.onProcessExit;
     this.onProcessStart = opts.onProcessStart;
   }
@@ -737,10 +735,7 @@ export class BpftraceParser {
   }
 
   private problem(kind: string, message: string, text: string): void {
-    if (!this.sink) return;
-    const n = (this.reports.get(kind) ?? 0) + 1;
-    this.reports.set(kind, n);
-    if (n > this.maxReports) return;
-    this.sink({ kind, message, line: this.lineNo, text: text.length > 200 ? text.slice(0, 200) + '…' : text });
+    this.problems.report(kind, message, this.lineNo, text);
   }
+
 }
