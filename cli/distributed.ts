@@ -15,6 +15,7 @@ import { runCollector } from '../agent/run.js';
 import { openCollector, type CollectorChoice, type TraceTarget } from '../agent/collectors/open.js';
 import { LocalFilesAttribution, ProcAttribution, noAttribution } from '../agent/state/attribution.js';
 import { parseDuration, formatDuration } from '../shared/duration.js';
+import { onStopSignal } from '../shared/signals.js';
 import { PROTOCOL_VERSION } from '../shared/wire.js';
 import type { TlsFiles } from '../shared/tls.js';
 import type { MergedWindow } from '../shared/graph.js';
@@ -50,20 +51,6 @@ function openStore(path: string, readonly = false): Store {
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-}
-
-/** Resolves on the first SIGINT/SIGTERM. */
-function onceSignalled(log: Logger): Promise<string> {
-  return new Promise((res) => {
-    const h = (sig: string) => {
-      process.off('SIGINT', h);
-      process.off('SIGTERM', h);
-      log.info({ signal: sig }, 'shutting down');
-      res(sig);
-    };
-    process.on('SIGINT', h);
-    process.on('SIGTERM', h);
-  });
 }
 
 /** `2026-11-26T12:00:05Z`, or ms since the epoch */
@@ -108,7 +95,7 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
       store.close();
       throw new CliError((e as Error).message);
     }
-    await onceSignalled(log);
+    await new Promise<void>((res) => onStopSignal(log, 'shutting down', () => res()));
     await server.stop();
     store.close();
     log.info({ ingest: server.ingest.counters, server: server.counters }, 'aggregator stopped');
@@ -167,9 +154,9 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
     link.start();
     const opened = await openCollector({ choice: collector, target, path: replay?.path, intervalMs: Math.min(1000, windowMs), log });
     let stoppedBySignal = false;
-    const signalled = onceSignalled(log).then(() => {
+    const dispose = onStopSignal(log, 'shutting down: flushing the last window', () => {
       stoppedBySignal = true;
-      return opened.collector.stop();
+      void opened.collector.stop();
     });
     const attribution = replay ? (replay.format === 'strace' ? new LocalFilesAttribution() : noAttribution) : new ProcAttribution();
     const summary = await runCollector(
@@ -177,7 +164,7 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
       { tracker: { app: o.app, host: hostId, windowMs, latenessMs: dur(o.lateness, '--lateness'), attribution }, live: !replay, log },
       (w) => link.enqueue(w),
     );
-    void signalled;
+    dispose();
     const drained = await link.waitDrained(dur(o.drainTimeout, '--drain-timeout'));
     log.info({ windows: summary.tracker.windows, link: link.counters, spool: spool.stats(), drained }, drained ? 'agent done: every window acknowledged' : 'agent done: windows left in the spool for the next run');
     await link.stop();

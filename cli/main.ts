@@ -8,6 +8,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { hostname } from 'node:os';
 import { createLogger, type Logger } from '../shared/log.js';
 import { parseDuration } from '../shared/duration.js';
+import { onStopSignal } from '../shared/signals.js';
 import type { PartialWindow } from '../shared/graph.js';
 import { runCollector, type RunSummary } from '../agent/run.js';
 import { openCollector, type CollectorChoice, type TraceTarget } from '../agent/collectors/open.js';
@@ -126,21 +127,12 @@ async function capture(target: TraceTarget, o: GraphOutputOptions & { collector:
   const durationMs = o.duration ? wrap(() => parseDuration(o.duration!, '--duration')) : undefined;
   const opened = await openCollector({ choice: o.collector, target, rawOut: o.rawOut, intervalMs: Math.min(1000, topts.windowMs), stracePath: o.strace, log });
   const sink = new WindowSink(o);
-  let stopping = false;
-  const onSignal = (sig: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal: sig }, 'stopping: flushing the last window');
-    void opened.collector.stop();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const dispose = onStopSignal(log, 'stopping: flushing the last window', () => void opened.collector.stop());
   try {
     const summary = await runCollector(opened.collector, { tracker: topts, live: true, log, durationMs }, sink.write);
     logSummary(log, summary, sink.windows);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    dispose();
     await sink.close();
   }
   return opened.exitCode?.() ?? 0;
