@@ -27,7 +27,7 @@ export interface FdEntry {
 
 export class FdTable {
   readonly fds = new Map<number, FdEntry>();
-  /** how many processes share this table (threads share; CLONE_FILES shares) */
+  /** A forked child's table: a copy (threads and CLONE_FILES children share the table instead). */
   clone(): FdTable {
     const t = new FdTable();
     // fork copies descriptors: the child sees the same objects, so same targets and roles
@@ -72,14 +72,12 @@ export function commOf(exePath: string): string {
 export interface StateCounters {
   processes: number;
   threads: number;
-  /** fds used in a data call with no known origin */
-  unknownFds: number;
 }
 
 export class HostState {
   readonly procs = new Map<number, ProcessInfo>();
   readonly threads = new Map<number, ThreadInfo>();
-  readonly counters: StateCounters = { processes: 0, threads: 0, unknownFds: 0 };
+  readonly counters: StateCounters = { processes: 0, threads: 0 };
   private synthetic = 0;
 
   constructor(private readonly attribution: Attribution) {}
