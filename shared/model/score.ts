@@ -1,0 +1,88 @@
+/**
+ * From a window's scaled input and its reconstruction to a score and an explanation (pure).
+ *
+ * Per-edge error: squared difference in scaled units. Per-microservice error: the mean over
+ * its edges, divided by that microservice's usual error (`groupScale`, fitted on held-out
+ * normal windows) so a noisy service does not drown a quiet one. The window's score is the
+ * largest of these ratios: "service X reconstructs 6× worse than it normally does".
+ */
+import type { FeatureIndex } from './features.js';
+import type { Scaling } from './scaling.js';
+import { unscale } from './scaling.js';
+
+export interface EdgeExplanation {
+  src: string;
+  dst: string;
+  kind: string;
+  group: string;
+  observedBytes: number;
+  expectedBytes: number;
+  /** squared error in scaled units */
+  error: number;
+}
+
+export interface GroupExplanation {
+  name: string;
+  /** mean squared error of its edges */
+  error: number;
+  /** error ÷ its usual error on normal windows */
+  ratio: number;
+}
+
+export interface WindowErrors {
+  /** per feature */
+  edge: Float32Array;
+  /** per group: mean of its edges */
+  group: number[];
+  /** per group: group ÷ groupScale */
+  ratio: number[];
+  score: number;
+  meanError: number;
+}
+
+export function windowErrors(index: FeatureIndex, groupScale: readonly number[], x: Float32Array, y: Float32Array, offset = 0): WindowErrors {
+  const D = index.features.length;
+  const edge = new Float32Array(D);
+  let total = 0;
+  for (let i = 0; i < D; i++) {
+    const d = x[offset + i] - y[offset + i];
+    edge[i] = d * d;
+    total += d * d;
+  }
+  const group: number[] = [];
+  const ratio: number[] = [];
+  let score = 0;
+  index.groups.forEach((g, gi) => {
+    let s = 0;
+    for (const f of g.features) s += edge[f];
+    const e = s / g.features.length;
+    group.push(e);
+    const r = e / groupScale[gi];
+    ratio.push(r);
+    if (r > score) score = r;
+  });
+  return { edge, group, ratio, score, meanError: total / D };
+}
+
+export function explainEdges(index: FeatureIndex, scaling: Scaling, bytes: Float64Array, y: Float32Array, err: WindowErrors, top: number, offset = 0): EdgeExplanation[] {
+  const order = Array.from(err.edge.keys()).sort((a, b) => err.edge[b] - err.edge[a]).slice(0, top);
+  return order.map((i) => {
+    const f = index.features[i];
+    return {
+      src: f.src,
+      dst: f.dst,
+      kind: f.kind,
+      group: f.group,
+      observedBytes: bytes[i],
+      expectedBytes: Math.round(unscale(scaling, i, y[offset + i])),
+      error: err.edge[i],
+    };
+  });
+}
+
+export function explainGroups(index: FeatureIndex, err: WindowErrors, top: number): GroupExplanation[] {
+  return index.groups
+    .map((g, gi) => ({ name: g.name, error: err.group[gi], ratio: err.ratio[gi] }))
+    .sort((a, b) => b.ratio - a.ratio)
+    .slice(0, top);
+}
