@@ -25,12 +25,37 @@ function isLoopback(ip: string): boolean {
   return ip.startsWith('127.') || ip === '::1';
 }
 
+const KIND_NO: Record<EdgeKind, number> = { net: 0, file: 1, mem: 2, ipc: 3 };
+/** Roles a window may have for numeric edge keys to stay exact: (src · 2^24 + dst) · 4 + kind < 2^50. */
+const ROLE_SPAN = 2 ** 24;
+
+/**
+ * Small integers for the role ids of one window, so edges are keyed by one number instead of
+ * a 38-character string built per edge (the merge sums hundreds of thousands of edges).
+ */
+class RoleNumbers {
+  private readonly m = new Map<string, number>();
+  of(id: string): number {
+    let n = this.m.get(id);
+    if (n === undefined) {
+      n = this.m.size;
+      if (n >= ROLE_SPAN) throw new RangeError(`a window with more than ${ROLE_SPAN} roles cannot be merged`);
+      this.m.set(id, n);
+    }
+    return n;
+  }
+  key(srcId: string, dstId: string, kind: EdgeKind): number {
+    return (this.of(srcId) * ROLE_SPAN + this.of(dstId)) * 4 + KIND_NO[kind];
+  }
+}
+
 /** Accumulates edges by (src, dst, kind), keeping labels. */
 class EdgeSum {
-  readonly m = new Map<string, Edge>();
+  readonly m = new Map<number, Edge>();
+  constructor(private readonly roles: RoleNumbers) {}
   add(srcId: string, src: string, dstId: string, dst: string, kind: EdgeKind, bytes: number, count: number): void {
     if (bytes === 0 && count === 0) return;
-    const k = `${srcId}>${dstId}>${kind}`;
+    const k = this.roles.key(srcId, dstId, kind);
     const e = this.m.get(k);
     if (e) {
       e.bytes += bytes;
@@ -137,16 +162,17 @@ export function correlate(
   };
 
   // Bytes to take off each host's endpoint edges, keyed like EdgeSum keys.
-  const moved = new Map<string, { bytes: number; count: number }>();
+  const roles = new RoleNumbers();
+  const moved = new Map<number, { bytes: number; count: number }>();
   const take = (srcId: string, dstId: string, bytes: number, count: number): void => {
-    const k = `${srcId}>${dstId}>net`;
+    const k = roles.key(srcId, dstId, 'net');
     const t = moved.get(k) ?? { bytes: 0, count: 0 };
     t.bytes += bytes;
     t.count += count;
     moved.set(k, t);
   };
 
-  const out = new EdgeSum();
+  const out = new EdgeSum(roles);
   let matched = 0;
   for (const a of flows) {
     if (a.matched) continue;
@@ -194,10 +220,10 @@ export function correlate(
 
   // Every other edge passes through, summed across hosts (replicas share roles); what is
   // left on network endpoints after matching belongs to peers outside the application.
-  const sum = new Map<string, Edge>();
+  const sum = new Map<number, Edge>();
   for (const p of partials) {
     for (const e of p.edges) {
-      const k = `${e.srcId}>${e.dstId}>${e.kind}`;
+      const k = roles.key(e.srcId, e.dstId, e.kind);
       const s = sum.get(k);
       if (s) {
         s.bytes += e.bytes;

@@ -2,18 +2,18 @@
  * From received partials to committed windows: partials are committed to the store in
  * batches (one transaction per batch, so 1,000 agents do not mean 1,000 fsyncs a second),
  * each agent is acknowledged only after the batch holding its partial committed, and closed
- * windows are merged (correlate) and stored. Late partials re-merge their window.
+ * windows are handed to the merge queue (merge-queue.ts: correlate and store, on the merge
+ * worker). Late partials re-merge their window. Hellos' agent rows ride in the next batch.
  */
-import type { MergedWindow, PartialWindow } from '../shared/graph.js';
+import type { MergedWindow } from '../shared/graph.js';
 import { WindowAssembler, type CloseReason, type WindowKey } from './assemble.js';
-import { FlowRegistry, correlate } from './correlate.js';
-import type { PartialIn } from './store/index.js';
+import type { MergeQueue } from './merge-queue.js';
+import type { MergeResult, MergeSummary } from './merge.js';
+import type { AgentInfo, PartialIn } from './store/index.js';
 
 /** What ingest needs of the store (aggregator/store implements it). */
 export interface IngestStore {
-  commitPartials(batch: readonly PartialIn[]): { committed: number; duplicates: number };
-  partialsOf(app: string, windowStart: number): { agentId: string; seq: number; host: string; body: Uint8Array }[];
-  saveMergedWindow(w: MergedWindow & { latePartials: number }, status: 'closed'): void;
+  commitPartials(batch: readonly PartialIn[], agents?: readonly AgentInfo[]): { committed: number; duplicates: number };
 }
 
 export interface IngestCounters {
@@ -34,8 +34,6 @@ export interface IngestCounters {
 interface Waiting {
   p: PartialIn;
   done: (err?: Error) => void;
-  /** the partial as the server decoded it on receipt, if it passed it */
-  decoded?: PartialWindow;
 }
 
 export interface IngestOptions {
@@ -43,9 +41,11 @@ export interface IngestOptions {
   /** how long a partial may wait for others to share its transaction */
   batchMs: number;
   maxBatch: number;
-  decode: (body: Uint8Array) => PartialWindow;
+  /** where closed windows go to be merged */
+  merges: (onDone: (r: MergeResult) => void) => MergeQueue;
   now?: () => number;
-  onWindow?: (w: MergedWindow, reason: CloseReason | 'late') => void;
+  /** every merge stored: its summary, and the whole window when the queue was asked for it */
+  onWindow?: (s: MergeSummary & { app: string; windowStart: number }, reason: CloseReason | 'late', w: MergedWindow | undefined) => void;
   onError?: (err: Error, what: string) => void;
 }
 
@@ -56,27 +56,21 @@ export class Ingest {
   };
   readonly assembler: WindowAssembler;
   private queue: Waiting[] = [];
+  /** hellos since the last batch: their agent rows go in with it */
+  private agents: AgentInfo[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly late = new Map<string, number>();
   private readonly now: () => number;
-  /** sockets seen in earlier windows, for connections quiet on one side in a window */
-  readonly flows = new FlowRegistry();
+  readonly merges: MergeQueue;
   /** highest seq committed per agent: a partial at or below it is a resend (the store skips it too) */
   private readonly lastSeq = new Map<string, number>();
-  /**
-   * Committed partials of open windows as decoded on receipt, by window then `agent\0seq`, so
-   * closing a window does not parse every stored body again (a fifth of the aggregator's CPU
-   * at 1,000 agents × 200 edges, bench/aggregator.ts). The store still says which partials a
-   * window has; a partial not found here (stored before a restart, late) is decoded from its
-   * body. Dropped when the window merges, so it holds at most the windows within their grace.
-   */
-  private readonly decoded = new Map<string, Map<string, PartialWindow>>();
 
   constructor(
     private readonly store: IngestStore,
     private readonly opts: IngestOptions,
   ) {
     this.now = opts.now ?? Date.now;
+    this.merges = opts.merges((r) => this.merged(r));
     this.assembler = new WindowAssembler(opts.graceMs, (k, reason) => this.merge(k, reason));
   }
 
@@ -85,14 +79,17 @@ export class Ingest {
     if (seq > (this.lastSeq.get(agentId) ?? -Infinity)) this.lastSeq.set(agentId, seq);
   }
 
-  /**
-   * Queue a partial; `done` is called once it is committed (then the agent may be acked).
-   * `decoded`: the same partial in plain form, if the caller has it (saves decoding it again).
-   */
-  submit(p: PartialIn, done: (err?: Error) => void, decoded?: PartialWindow): void {
-    this.queue.push({ p, done, decoded });
+  /** Queue a partial; `done` is called once it is committed (then the agent may be acked). */
+  submit(p: PartialIn, done: (err?: Error) => void): void {
+    this.queue.push({ p, done });
     if (this.queue.length >= this.opts.maxBatch) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.opts.batchMs);
+  }
+
+  /** An agent said hello: its row (Store.upsertAgent) is written with the next batch. */
+  hello(a: AgentInfo): void {
+    this.agents.push(a);
+    this.timer ??= setTimeout(() => this.flush(), this.opts.batchMs);
   }
 
   /** Commit what is queued now, in one transaction. */
@@ -100,8 +97,10 @@ export class Ingest {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     const batch = this.queue;
-    if (batch.length === 0) return;
+    const agents = this.agents;
+    if (batch.length === 0 && agents.length === 0) return;
     this.queue = [];
+    this.agents = [];
     const keys = batch.map((w) => this.key(w.p));
     // the late flag is decided before the commit so it is stored with the partial
     batch.forEach((w, i) => (w.p.late = this.assembler.isClosed(keys[i].app, keys[i].windowStart)));
@@ -116,11 +115,15 @@ export class Ingest {
     });
     let res: { committed: number; duplicates: number };
     try {
-      res = this.store.commitPartials(batch.map((w) => w.p));
+      res = this.store.commitPartials(
+        batch.map((w) => w.p),
+        agents,
+      );
     } catch (e) {
       this.counters.commitErrors++;
       const err = e as Error;
       this.opts.onError?.(err, 'commit');
+      this.agents = agents.concat(this.agents); // the rows are written with a later batch
       for (const w of batch) w.done(err);
       return;
     }
@@ -138,11 +141,6 @@ export class Ingest {
       const k = keys[i];
       if (skipResends && resend[i]) return;
       const id = `${k.app}\u0000${k.windowStart}`;
-      if (w.decoded && !resend[i] && !this.assembler.isClosed(k.app, k.windowStart)) {
-        let c = this.decoded.get(id);
-        if (!c) this.decoded.set(id, (c = new Map()));
-        c.set(`${w.p.agentId}\u0000${w.p.seq}`, w.decoded);
-      }
       if (this.assembler.add(k, w.p.agentId) === 'late') {
         this.counters.latePartials++;
         this.late.set(id, (this.late.get(id) ?? 0) + 1);
@@ -157,8 +155,10 @@ export class Ingest {
     this.assembler.tick(this.now());
   }
 
+  /** Commits what is queued and waits for every merge asked for; then stops the merge worker. */
   async close(): Promise<void> {
     this.flush();
+    await this.merges.close();
   }
 
   private key(p: PartialIn): WindowKey {
@@ -167,28 +167,25 @@ export class Ingest {
 
   private merge(k: WindowKey, reason: CloseReason | 'late'): void {
     const id = `${k.app}\u0000${k.windowStart}`;
-    const cached = this.decoded.get(id);
-    this.decoded.delete(id);
-    try {
-      const rows = this.store.partialsOf(k.app, k.windowStart);
-      // a resent partial of an agent is stored once; several seqs of one agent for one
-      // window (a restarted agent) are all its data
-      const partials = rows.map((r) => ({ ...(cached?.get(`${r.agentId}\u0000${r.seq}`) ?? this.opts.decode(r.body)), host: r.host }));
-      const merged = correlate(k.app, k.windowStart, k.windowMs, partials, this.flows);
-      this.store.saveMergedWindow({ ...merged, latePartials: this.late.get(id) ?? 0 }, 'closed');
-      if (reason === 'late') this.counters.windowsRemerged++;
-      else {
-        this.counters.windowsClosed++;
-        if (reason === 'complete') this.counters.closedComplete++;
-        else this.counters.closedGrace++;
-        const lag = this.now() - (k.windowStart + k.windowMs);
-        this.counters.lastCloseLagMs = lag;
-        if (lag > this.counters.maxCloseLagMs) this.counters.maxCloseLagMs = lag;
-      }
-      this.opts.onWindow?.(merged, reason);
-    } catch (e) {
+    this.merges.request({ app: k.app, windowStart: k.windowStart, windowMs: k.windowMs, reason, latePartials: this.late.get(id) ?? 0 });
+  }
+
+  private merged(r: MergeResult): void {
+    const { job } = r;
+    if (r.error !== undefined || !r.summary) {
       this.counters.commitErrors++;
-      this.opts.onError?.(e as Error, `merge of ${k.app} window ${new Date(k.windowStart).toISOString()}`);
+      this.opts.onError?.(new Error(r.error ?? 'no result'), `merge of ${job.app} window ${new Date(job.windowStart).toISOString()}`);
+      return;
     }
+    if (job.reason === 'late') this.counters.windowsRemerged++;
+    else {
+      this.counters.windowsClosed++;
+      if (job.reason === 'complete') this.counters.closedComplete++;
+      else this.counters.closedGrace++;
+      const lag = this.now() - (job.windowStart + job.windowMs);
+      this.counters.lastCloseLagMs = lag;
+      if (lag > this.counters.maxCloseLagMs) this.counters.maxCloseLagMs = lag;
+    }
+    this.opts.onWindow?.({ ...r.summary, app: job.app, windowStart: job.windowStart }, job.reason, r.window);
   }
 }

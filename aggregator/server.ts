@@ -5,20 +5,17 @@
  * every other agent carries on.
  */
 import * as grpc from '@grpc/grpc-js';
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { create } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
-import {
-  AgentService,
-  AggregatorMessageSchema,
-  PartialWindowSchema,
-  Refusal_Code,
-  type AgentMessage,
-  type AggregatorMessage,
-} from '../shared/gen/distappguard/v1/agent_pb.js';
-import { addService, messages } from '../shared/grpc-service.js';
-import { DEFAULT_WIRE_LIMITS, PROTOCOL_VERSION, fromWireWindow, validateHello, type HelloInfo, type WireLimits } from '../shared/wire.js';
-import type { MergedWindow, PartialWindow } from '../shared/graph.js';
+import { AgentMessageSchema, AgentService, AggregatorMessageSchema, Refusal_Code, type AggregatorMessage } from '../shared/gen/distappguard/v1/agent_pb.js';
+import { addService, malformedStatus, messages } from '../shared/grpc-service.js';
+import { DEFAULT_WIRE_LIMITS, PROTOCOL_VERSION, validateHello, type HelloInfo, type WireLimits } from '../shared/wire.js';
+import type { MergedWindow } from '../shared/graph.js';
 import { Ingest } from './ingest.js';
+import { checkWindow, readAgentMessage, type Incoming } from './agent-message.js';
+import { InlineRunner, MergeQueue, startWorkerRunner, type MergeRunner } from './merge-queue.js';
+import { WindowMerger } from './merge.js';
+import { decodeStoredWindow } from './window-decode.js';
 import type { Store } from './store/index.js';
 import { serverCredentials, type TlsFiles } from '../shared/tls.js';
 import { checkListenAddress } from '../shared/address.js';
@@ -65,11 +62,16 @@ export interface AggregatorOptions {
   tls?: TlsFiles;
   /** a stream must say hello within this time */
   helloTimeoutMs?: number;
-  /** every merged window, as it is stored */
+  /** every merged window, as it is stored (copied from the merge worker only when this is given) */
   onWindow?: (w: MergedWindow, reason: string) => void;
+  /**
+   * Merge windows on a worker thread with its own connection to the store's file (default),
+   * so the main thread only receives, commits and acknowledges; false: on the main thread.
+   */
+  mergeWorker?: boolean;
 }
 
-type Call = grpc.ServerDuplexStream<AgentMessage, AggregatorMessage>;
+type Call = grpc.ServerDuplexStream<Incoming, AggregatorMessage>;
 
 function statusError(code: grpc.status, details: string): grpc.ServiceError {
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }) as grpc.ServiceError;
@@ -113,15 +115,27 @@ export class AggregatorServer {
 
   constructor(private readonly o: AggregatorOptions) {
     this.limits = o.limits ?? DEFAULT_WIRE_LIMITS;
+    const inline = (): MergeRunner => new InlineRunner(new WindowMerger(o.store, decodeStoredWindow));
     this.ingest = new Ingest(o.store, {
       graceMs: o.graceMs,
       batchMs: o.batchMs ?? 20,
       maxBatch: 2000,
-      decode: (body) => this.decode(body),
+      merges: (onDone) => {
+        const worker = o.mergeWorker === false ? undefined : startWorkerRunner(o.store.file, o.store.durability);
+        if (o.mergeWorker !== false && !worker) o.log.warn({ db: o.store.file }, 'windows are merged on the main thread (no merge worker for this store)');
+        return new MergeQueue(worker ?? inline(), {
+          withWindow: o.onWindow !== undefined,
+          onDone,
+          fallback: (err) => {
+            o.log.error({ err: err.message }, 'merge worker failed; merging on the main thread from now on');
+            return inline();
+          },
+        });
+      },
       onError: (err, what) => o.log.error({ err: err.message }, `${what} failed`),
-      onWindow: (w, reason) => {
-        o.log.info({ app: w.app, window: new Date(w.windowStart).toISOString(), hosts: w.hosts, edges: w.edges.length, matchedFlows: w.matchedFlows, reason }, 'window merged');
-        o.onWindow?.(w, reason);
+      onWindow: (s, reason, w) => {
+        o.log.info({ app: s.app, window: new Date(s.windowStart).toISOString(), hosts: s.hosts, edges: s.edges, matchedFlows: s.matchedFlows, reason }, 'window merged');
+        if (w) o.onWindow?.(w, reason);
       },
     });
     this.server = new grpc.Server({
@@ -130,7 +144,8 @@ export class AggregatorServer {
       'grpc.keepalive_permit_without_calls': 1,
       interceptors: [logTransportRefusals(o.log, this.counters)],
     });
-    addService(this.server, AgentService, { connect: (call: Call) => void this.serve(call) });
+    // windows are kept as received bytes, checked by the direct decoder (agent-message.ts)
+    addService(this.server, AgentService, { connect: (call: Call) => void this.serve(call) }, { connect: readAgentMessage });
   }
 
   async start(): Promise<string> {
@@ -162,17 +177,10 @@ export class AggregatorServer {
       // agents' streams never end by themselves: cancel them so shutdown can complete
       for (const c of this.active.values()) c.end();
     });
-    await this.ingest.close();
+    this.ingest.flush();
     this.ingest.tick();
-  }
-
-  private decode(body: Uint8Array): PartialWindow {
-    const msg = fromBinary(PartialWindowSchema, body);
-    // stored bodies were validated on receipt; decoding them again needs no limits
-    const hello: HelloInfo = { agentId: '', host: '', app: '', agentVersion: '', protocolVersion: PROTOCOL_VERSION, windowMs: msg.windowMs, collector: '' };
-    const r = fromWireWindow(msg, hello, { ...this.limits, maxRoles: Infinity, maxEdges: Infinity, maxFlows: Infinity });
-    if (!r.ok) throw new Error(`stored partial does not decode: ${r.error.message}`);
-    return r.value.window;
+    // the merges asked for so far are stored before this returns (the caller closes the store)
+    await this.ingest.close();
   }
 
   private refuse(call: Call, code: grpc.status, why: string, fields: Record<string, unknown> = {}): void {
@@ -192,8 +200,8 @@ export class AggregatorServer {
     try {
       for await (const m of messages(call)) {
         if (!hello) {
-          if (m.body.case !== 'hello') return this.refuse(call, grpc.status.FAILED_PRECONDITION, 'the first message of a stream must be a hello', { peer });
-          const h = validateHello(m.body.value, this.limits);
+          if (m.case !== 'hello') return this.refuse(call, grpc.status.FAILED_PRECONDITION, 'the first message of a stream must be a hello', { peer });
+          const h = validateHello(m.value, this.limits);
           if (!h.ok) return this.refuse(call, h.error.kind === 'limit' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, `hello: ${h.error.message}`, { peer });
           if (this.active.has(h.value.agentId)) {
             return this.refuse(call, grpc.status.ALREADY_EXISTS, `agent ${h.value.agentId} is already connected on another stream`, { peer });
@@ -201,7 +209,8 @@ export class AggregatorServer {
           hello = h.value;
           clearTimeout(helloTimer);
           this.active.set(hello.agentId, call);
-          this.o.store.upsertAgent({ agentId: hello.agentId, host: hello.host, app: hello.app, agentVersion: hello.agentVersion, windowMs: hello.windowMs });
+          // the agent's row goes in with the next commit: one fsync for many hellos
+          this.ingest.hello({ agentId: hello.agentId, host: hello.host, app: hello.app, agentVersion: hello.agentVersion, windowMs: hello.windowMs });
           this.ingest.assembler.expect(hello.app, hello.agentId);
           const last = Math.max(0, this.o.store.agentLastSeq(hello.agentId)); // -1: never seen
           acked = last;
@@ -210,31 +219,36 @@ export class AggregatorServer {
           this.o.log.info({ agent: hello.agentId, host: hello.host, app: hello.app, peer, lastCommittedSeq: last }, 'agent connected');
           continue;
         }
-        if (m.body.case !== 'window') {
-          return this.refuse(call, grpc.status.INVALID_ARGUMENT, `unexpected ${m.body.case ?? 'empty'} message after hello`, { agent: hello.agentId });
+        if (m.case !== 'window') {
+          return this.refuse(call, grpc.status.INVALID_ARGUMENT, `unexpected ${m.case ?? 'empty'} message after hello`, { agent: hello.agentId });
         }
-        const r = fromWireWindow(m.body.value, hello, this.limits);
-        if (!r.ok) {
+        const r = checkWindow(m, hello, this.limits);
+        if (r.kind === 'malformed') {
+          // as the adapter refuses what does not parse at all; the loop then throws it and logs
+          call.emit('error', malformedStatus({ typeName: AgentMessageSchema.typeName, byteLength: m.bytes.length, reason: r.reason }));
+          continue;
+        }
+        if (r.kind === 'invalid') {
           this.counters.invalidMessages++;
           const limit = r.error.kind === 'limit';
-          const reason = `window ${m.body.value.seq}: ${r.error.message}`;
+          const reason = `window ${r.seq}: ${r.error.message}`;
           // name the window so the agent sets it aside instead of resending it forever
           call.write(create(AggregatorMessageSchema, {
-            body: { case: 'refusal', value: { code: limit ? Refusal_Code.LIMIT_EXCEEDED : Refusal_Code.INVALID_WINDOW, reason, seq: m.body.value.seq } },
+            body: { case: 'refusal', value: { code: limit ? Refusal_Code.LIMIT_EXCEEDED : Refusal_Code.INVALID_WINDOW, reason, seq: r.seq } },
           }));
           return this.refuse(call, limit ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, reason, { agent: hello.agentId });
         }
-        const { seq, window: w, roles } = r.value;
+        const { seq, windowStart, windowMs, roles } = r.value;
         const h = hello;
         this.ingest.submit(
-          { agentId: h.agentId, seq, app: h.app, host: h.host, windowStart: w.windowStart, windowMs: w.windowMs, late: false, body: toBinary(PartialWindowSchema, m.body.value), roles },
+          // the body as received: stored without re-encoding
+          { agentId: h.agentId, seq, app: h.app, host: h.host, windowStart, windowMs, late: false, body: m.body, roles },
           (err) => {
             if (err) return this.refuse(call, grpc.status.UNAVAILABLE, `could not commit window ${seq}: ${err.message}`, { agent: h.agentId });
             // commits are in order per agent: an ack covers every seq up to it
             if (seq > acked) acked = seq;
             if (!call.writableEnded && !call.destroyed) call.write(create(AggregatorMessageSchema, { body: { case: 'ack', value: { seq: BigInt(acked) } } }));
           },
-          w,
         );
       }
     } catch (e) {

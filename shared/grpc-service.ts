@@ -21,15 +21,26 @@ type Shape<D> = D extends DescMessage ? MessageShape<D> : never;
 type InOf<M> = M extends { input: infer D } ? Shape<D> : never;
 type OutOf<M> = M extends { output: infer D } ? Shape<D> : never;
 
-/** The server handler grpc-js calls for each method, typed from the descriptor. */
-export type ServerHandlers<R extends GenServiceMethods> = {
+/**
+ * Per method (by localName), a request decoder to use instead of protobuf-es's `fromBinary`,
+ * for a server that wants another form than the message object (the aggregator keeps a
+ * window's received bytes and decodes them itself). A decoder that throws refuses the request
+ * as malformed, like a parse error.
+ */
+export type RequestDecoders<R extends GenServiceMethods> = { [K in keyof R]?: (bytes: Buffer) => unknown };
+
+/** What a handler receives: its decoder's result, else the message. */
+type ReqOf<R extends GenServiceMethods, D, K extends keyof R> = K extends keyof D ? (D[K] extends (bytes: Buffer) => infer T ? T : InOf<R[K]>) : InOf<R[K]>;
+
+/** The server handler grpc-js calls for each method, typed from the descriptor (and the decoders, if any). */
+export type ServerHandlers<R extends GenServiceMethods, D = Record<never, never>> = {
   [K in keyof R]: R[K]['methodKind'] extends 'unary'
-    ? grpc.handleUnaryCall<InOf<R[K]>, OutOf<R[K]>>
+    ? grpc.handleUnaryCall<ReqOf<R, D, K>, OutOf<R[K]>>
     : R[K]['methodKind'] extends 'server_streaming'
-      ? grpc.handleServerStreamingCall<InOf<R[K]>, OutOf<R[K]>>
+      ? grpc.handleServerStreamingCall<ReqOf<R, D, K>, OutOf<R[K]>>
       : R[K]['methodKind'] extends 'client_streaming'
-        ? grpc.handleClientStreamingCall<InOf<R[K]>, OutOf<R[K]>>
-        : grpc.handleBidiStreamingCall<InOf<R[K]>, OutOf<R[K]>>;
+        ? grpc.handleClientStreamingCall<ReqOf<R, D, K>, OutOf<R[K]>>
+        : grpc.handleBidiStreamingCall<ReqOf<R, D, K>, OutOf<R[K]>>;
 };
 
 interface UnaryMethod<I, O> {
@@ -92,10 +103,10 @@ function strictDeserializer<D extends DescMessage>(schema: D): grpc.deserialize<
   };
 }
 
-function tolerantDeserializer<D extends DescMessage>(schema: D): grpc.deserialize<MessageShape<D> | MalformedMessage> {
+function tolerantDeserializer<D extends DescMessage>(schema: D, decode?: (bytes: Buffer) => unknown): grpc.deserialize<unknown> {
   return (bytes) => {
     try {
-      return fromBinary(schema, bytes, { readUnknownFields: false });
+      return decode ? decode(bytes) : fromBinary(schema, bytes, { readUnknownFields: false });
     } catch (err) {
       return new MalformedMessage(schema.typeName, bytes.length, errorText(err));
     }
@@ -106,13 +117,13 @@ function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function methodDefinition(m: DescMethod, tolerant: boolean): grpc.MethodDefinition<unknown, unknown> {
+function methodDefinition(m: DescMethod, tolerant: boolean, decode?: (bytes: Buffer) => unknown): grpc.MethodDefinition<unknown, unknown> {
   return {
     path: `/${m.parent.typeName}/${m.name}`,
     requestStream: m.methodKind === 'client_streaming' || m.methodKind === 'bidi_streaming',
     responseStream: m.methodKind === 'server_streaming' || m.methodKind === 'bidi_streaming',
     requestSerialize: serializer(m.input) as grpc.serialize<unknown>,
-    requestDeserialize: (tolerant ? tolerantDeserializer(m.input) : strictDeserializer(m.input)) as grpc.deserialize<unknown>,
+    requestDeserialize: (tolerant ? tolerantDeserializer(m.input, decode) : strictDeserializer(m.input)) as grpc.deserialize<unknown>,
     responseSerialize: serializer(m.output) as grpc.serialize<unknown>,
     responseDeserialize: strictDeserializer(m.output) as grpc.deserialize<unknown>,
     originalName: m.localName,
@@ -128,9 +139,9 @@ export function serviceDefinition<R extends GenServiceMethods>(service: GenServi
   return definition(service, false);
 }
 
-function definition<R extends GenServiceMethods>(service: GenService<R>, tolerant: boolean): grpc.ServiceDefinition {
+function definition<R extends GenServiceMethods>(service: GenService<R>, tolerant: boolean, decoders: RequestDecoders<R> = {}): grpc.ServiceDefinition {
   const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
-  for (const m of service.methods) def[m.localName] = methodDefinition(m, tolerant);
+  for (const m of service.methods) def[m.localName] = methodDefinition(m, tolerant, (decoders as Record<string, ((b: Buffer) => unknown) | undefined>)[m.localName]);
   return def;
 }
 
@@ -146,7 +157,12 @@ export function clientConstructor<R extends GenServiceMethods>(service: GenServi
  * rejects ends its call with INTERNAL. Only bidi methods for now (AgentService has one); the
  * others are refused here until something needs them and tests them.
  */
-export function addService<R extends GenServiceMethods>(server: grpc.Server, service: GenService<R>, handlers: ServerHandlers<R>): void {
+export function addService<R extends GenServiceMethods, D extends RequestDecoders<R> = Record<never, never>>(
+  server: grpc.Server,
+  service: GenService<R>,
+  handlers: ServerHandlers<R, D>,
+  decoders?: D,
+): void {
   const impl: grpc.UntypedServiceImplementation = {};
   for (const m of service.methods) {
     const handler = (handlers as unknown as Record<string, grpc.handleBidiStreamingCall<unknown, unknown>>)[m.localName];
@@ -161,11 +177,14 @@ export function addService<R extends GenServiceMethods>(server: grpc.Server, ser
         done.catch((err: unknown) => call.emit('error', { code: grpc.status.INTERNAL, details: `handler failed: ${errorText(err)}` }));
     };
   }
-  server.addService(definition(service, true), impl);
+  server.addService(definition(service, true, decoders), impl);
 }
 
-/** The status a malformed request ends its call with. */
-function malformedStatus(m: { typeName: string; byteLength: number; reason: string }): grpc.ServiceError {
+/**
+ * The status a malformed request ends its call with; exported for handlers whose decoder
+ * left part of a request unparsed and find it malformed later (the same words either way).
+ */
+export function malformedStatus(m: { typeName: string; byteLength: number; reason: string }): grpc.ServiceError {
   const details = `${m.typeName}: malformed message (${m.byteLength} bytes): ${m.reason}`;
   return Object.assign(new Error(details), { code: grpc.status.INVALID_ARGUMENT, details, metadata: new grpc.Metadata() });
 }

@@ -103,10 +103,11 @@ const SIDES: Record<Flow['side'], pb.Flow_Side> = { client: pb.Flow_Side.CLIENT,
 function invert<K extends string>(m: Record<K, number>): Map<number, K> {
   return new Map(Object.entries(m).map(([k, v]) => [v as number, k as K]));
 }
-const ROLE_KIND_OF = invert(ROLE_KINDS);
-const EDGE_KIND_OF = invert(EDGE_KINDS);
-const PROTO_OF = invert(PROTOS);
-const SIDE_OF = invert(SIDES);
+// exported for the aggregator's direct decoder (aggregator/window-decode.ts), which must map alike
+export const ROLE_KIND_OF: ReadonlyMap<number, RoleKind> = invert(ROLE_KINDS);
+export const EDGE_KIND_OF: ReadonlyMap<number, EdgeKind> = invert(EDGE_KINDS);
+export const PROTO_OF: ReadonlyMap<number, Flow['proto']> = invert(PROTOS);
+export const SIDE_OF: ReadonlyMap<number, Flow['side']> = invert(SIDES);
 
 // ------------------------------------------------------------------ role ids and kinds
 
@@ -273,7 +274,7 @@ function count(n: number, max: number, field: string, what: string): void {
   if (n > max) throw new Invalid(field, `${n} ${what} exceed the limit of ${max}`, 'limit');
 }
 
-function enumValue<K>(map: Map<number, K>, v: number, field: string): K {
+function enumValue<K>(map: ReadonlyMap<number, K>, v: number, field: string): K {
   const k = map.get(v);
   if (k === undefined) throw new Invalid(field, v === 0 ? 'unspecified' : `unknown value ${v}`);
   return k;

@@ -209,6 +209,8 @@ beforeAll(async () => {
   agentRow = (agentId) => qa.get(agentId);
   server = new AggregatorServer({ listen: '127.0.0.1:0', store, log, graceMs: GRACE_MS, batchMs: BATCH_MS, limits: LIMITS, helloTimeoutMs: HELLO_TIMEOUT_MS });
   addr = await server.start();
+  // windows are merged on the merge worker (the compiled one in dist/), as in production
+  expect(server.ingest.merges.kind).toBe('worker');
   steady = new Agent(hello('steady', 'steady', { host: 'host-steady' }));
   await steady.welcome();
   await steadyRoundTrip();
@@ -281,6 +283,25 @@ describe('aggregator against hostile agents', () => {
     const l = await waitFor('log line', () => warnings(from, 'malformed message')[0]);
     expect(l).toMatchObject({ agent: 'trunc', code: grpc.status.INVALID_ARGUMENT });
     expect(dbRows('trunc')).toEqual([]);
+  });
+
+  it('a well-framed window whose own bytes do not parse is refused the same way (the window is parsed after the adapter)', async () => {
+    const from = logLines.length;
+    const st = await whileSteadyWorks(async () => {
+      const r = rawStream();
+      r.call.write(bytesOf(helloMsg(hello('inner', 'hostile'))));
+      // field 2 with the right length around bytes that are no PartialWindow: the server keeps
+      // such a window unparsed at first (aggregator/agent-message.ts) and finds it malformed later
+      r.call.write(Buffer.from([0x12, 0x03, 0x0a, 0xff, 0xff]));
+      const s = await r.status;
+      expect(r.got.length).toBe(1); // the welcome
+      r.client.close();
+      return s;
+    });
+    expect(st.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(st.details).toMatch(/^distappguard\.v1\.AgentMessage: malformed message \(5 bytes\): .+/);
+    expect(await waitFor('log line', () => warnings(from, 'malformed message')[0])).toMatchObject({ agent: 'inner', code: grpc.status.INVALID_ARGUMENT });
+    expect(dbRows('inner')).toEqual([]);
   });
 
   it('a window cut short at a field boundary (no stats) is refused, not read as a smaller graph', async () => {

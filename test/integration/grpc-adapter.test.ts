@@ -231,6 +231,48 @@ describe('grpc adapter', () => {
     }
   });
 
+  it('a method decoder gives the handler its own form; a decoder that throws refuses the message as malformed', async () => {
+    const got: unknown[] = [];
+    const s = new grpc.Server();
+    // keeps the bytes of every request, refuses those starting with 0xff
+    const decoders = {
+      connect: (b: Buffer): { size: number; first: number } => {
+        if (b[0] === 0xff) throw new Error('starts with 0xff');
+        return { size: b.length, first: b[0] };
+      },
+    };
+    addService(s, pb.AgentService, {
+      async connect(call) {
+        try {
+          for await (const m of messages(call)) {
+            got.push(m); // typed from the decoder: { size, first }
+            call.write(create(pb.AggregatorMessageSchema, { body: { case: 'ack', value: { seq: BigInt(m.size) } } }));
+          }
+        } catch {
+          // the refusal: its status is what the client checks
+        }
+        call.end();
+      },
+    }, decoders);
+    const a = await listen(s);
+    try {
+      const c = new grpc.Client(a, insecure);
+      const call = c.makeBidiStreamRequest(CONNECT, raw, raw);
+      const st = statusOf(call);
+      const ack = nextMessage<Buffer>(call);
+      call.write(Buffer.from([0x0a, 0x00]));
+      expect(Buffer.from(await ack)).toEqual(Buffer.from(toBinary(pb.AggregatorMessageSchema, create(pb.AggregatorMessageSchema, { body: { case: 'ack', value: { seq: 2n } } }))));
+      call.write(Buffer.from([0xff, 0x01, 0x02]));
+      const status = await st;
+      expect(status.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(status.details).toBe('distappguard.v1.AgentMessage: malformed message (3 bytes): starts with 0xff');
+      expect(got).toEqual([{ size: 2, first: 0x0a }]);
+      c.close();
+    } finally {
+      s.forceShutdown();
+    }
+  });
+
   it('without the adapter, grpc-js itself answers a throwing deserializer with INTERNAL and no reason', async () => {
     // evidence for why addService decodes tolerantly: the plain definition's deserializer throws
     const plain = new grpc.Server();
