@@ -5,8 +5,8 @@
  * edge's own range is wide) with a little independent noise per edge (so ratios between edges
  * are steady). An attack that changes one ratio can then keep every edge inside its range.
  */
-import type { Edge } from '../../shared/graph.js';
-import { seeded } from '../../shared/model/random.js';
+import type { Edge } from '../shared/graph.js';
+import { seeded } from '../shared/model/random.js';
 
 export interface Template {
   edges: Edge[];
@@ -56,4 +56,26 @@ export function templateOf(windows: readonly { edges: readonly Edge[] }[]): Temp
   }
   const n = windows.length;
   return { edges: [...sum.values()].map((e) => ({ ...e, bytes: Math.max(100, e.bytes / n), count: Math.max(1, Math.round(e.count / n)) })) };
+}
+
+/**
+ * A synthetic application of `edges` edges over `services` microservices (threads `svcK/tN`,
+ * peers, files, memory), sizes spread over orders of magnitude: for benchmarks at scale.
+ */
+export function syntheticTemplate(edges: number, services = Math.max(1, Math.round(edges / 20)), seed = 1): Template {
+  const rnd = seeded(seed);
+  const id = (s: string) => {
+    let h = 0n;
+    for (const c of s) h = (h * 131n + BigInt(c.charCodeAt(0))) & 0xffffffffffffffffn;
+    return h.toString(16).padStart(16, '0');
+  };
+  const out: Edge[] = [];
+  for (let i = 0; i < edges; i++) {
+    const s = i % services;
+    const src = `svc${s}/t${i % 7}`;
+    const kind = (['net', 'file', 'mem', 'net'] as const)[i % 4];
+    const dst = kind === 'net' ? `svc${(s + 1 + (i % 5)) % services}/t${i % 3}` : kind === 'file' ? `file:/var/lib/svc${s}/f${i}` : `mem:svc${s}#${i}`;
+    out.push({ srcId: id(src), dstId: id(dst + i), src, dst, kind, bytes: Math.round(100 * Math.exp(rnd() * 9)), count: 1 + Math.round(rnd() * 50) });
+  }
+  return { edges: out };
 }

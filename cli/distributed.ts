@@ -36,7 +36,7 @@ function addTls(c: Command): Command {
     .option('--tls-ca <file>', "the CA that signs the other side's certificates (PEM)");
 }
 
-function dur(text: string, what: string): number {
+export function dur(text: string, what: string): number {
   try {
     return parseDuration(text, what);
   } catch (e) {
@@ -44,7 +44,7 @@ function dur(text: string, what: string): number {
   }
 }
 
-function openStore(path: string, readonly = false): Store {
+export function openStore(path: string, readonly = false): Store {
   try {
     if (!readonly) mkdirSync(dirname(path), { recursive: true });
     return Store.open(path, { readonly });

@@ -18,6 +18,7 @@ import type { TrackerOptions } from '../agent/tracker.js';
 import { windowJson, windowTable } from './format.js';
 import { buildWorkload } from './workload.js';
 import { CliError, addDistributedCommands } from './distributed.js';
+import { addDetectionCommands } from './detection.js';
 import { distributedDemo } from './demo.js';
 
 const VERSION = '0.1.0';
@@ -228,6 +229,7 @@ export function buildProgram(log: Logger): Command {
   });
 
   addDistributedCommands(program, log, VERSION);
+  addDetectionCommands(program, log);
   return program;
 }
 

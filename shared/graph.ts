@@ -54,6 +54,8 @@ export interface PartialWindow {
   edges: Edge[];
   flows: Flow[];
   stats: WindowStats;
+  /** the agent's own score of this window, when it has a model */
+  verdict?: LocalVerdict;
 }
 
 /** The application-wide graph of one window, after the aggregator joined every host's partial. */
@@ -67,4 +69,18 @@ export interface MergedWindow {
   /** flows matched across (or within) hosts, and those left to external roles */
   matchedFlows: number;
   unmatchedFlows: number;
+}
+
+/** An agent's verdict on one of its host's windows with the model pushed to it (DESIGN §3.5). */
+export interface LocalVerdict {
+  modelVersion: string;
+  score: number;
+  threshold: number;
+  anomalous: boolean;
+  /** edges the host model never saw */
+  newEdges: Edge[];
+  /** microservices, the worst first */
+  groups: { name: string; error: number; ratio: number }[];
+  /** edges that explain the score, the worst first */
+  edges: { srcId: string; dstId: string; src: string; dst: string; kind: EdgeKind; observedBytes: number; expectedBytes: number; error: number }[];
 }

@@ -10,6 +10,8 @@
  * Times are ms since the epoch (INTEGER). Role ids are signed 64-bit INTEGERs (ids.ts).
  */
 
+import { AGENT_MODEL_SQL, DETECTION_SQL } from './schema-detection.js';
+
 export interface Migration {
   version: number;
   name: string;
@@ -122,6 +124,9 @@ SELECT e.app, e.window_start,
 FROM edges e LEFT JOIN roles s ON s.id = e.src LEFT JOIN roles d ON d.id = e.dst;
 `;
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'agents, roles, partials, windows, edges, flows', sql: V1 }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'agents, roles, partials, windows, edges, flows', sql: V1 },
+  { version: 2, name: 'models, scores, incidents, alerts, accepted edges, agent models', sql: DETECTION_SQL + AGENT_MODEL_SQL },
+];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -3,11 +3,11 @@
  * explanation, plus the edges the model never saw (reported on their own, never dropped).
  * Used by the aggregator on merged windows and by agents on their host's partial windows.
  */
-import type { Edge } from '../graph.js';
+import type { Edge, EdgeKind } from '../graph.js';
 import type { ModelArtifact } from './artifact.js';
 import { Autoencoder } from './autoencoder.js';
 import { loadTf } from './backend.js';
-import { keyIndex, vectorise } from './features.js';
+import { keyIndex, vectorise, type KeyIndex } from './features.js';
 import { scaleInto } from './scaling.js';
 import { explainEdges, explainGroups, windowErrors, type EdgeExplanation, type GroupExplanation } from './score.js';
 
@@ -16,7 +16,7 @@ export interface NewEdge {
   dst: string;
   srcId: string;
   dstId: string;
-  kind: string;
+  kind: EdgeKind;
   bytes: number;
   count: number;
 }
@@ -40,7 +40,7 @@ export interface ScoreOptions {
 }
 
 export class Detector {
-  private readonly keys: Map<string, number>;
+  private readonly keys: KeyIndex;
 
   private constructor(
     readonly artifact: ModelArtifact,

@@ -92,10 +92,34 @@ export interface Vectorised {
   unseen: Edge[];
 }
 
-export type KeyIndex = ReadonlyMap<string, number>;
+const KINDS: Record<EdgeKind, number> = { net: 0, file: 1, mem: 2, ipc: 3 };
 
-export function keyIndex(index: FeatureIndex): Map<string, number> {
-  return new Map(index.features.map((f, i) => [f.key, i]));
+/**
+ * Feature position by (src, dst, kind). Two levels of maps on the ids as they arrive: building
+ * one `src>dst/kind` string per edge and hashing it cost most of a window's scoring time.
+ */
+export class KeyIndex {
+  private readonly bySrc = new Map<string, Map<string, Int32Array>>();
+
+  constructor(index: FeatureIndex) {
+    index.features.forEach((f, i) => {
+      let d = this.bySrc.get(f.srcId);
+      if (!d) this.bySrc.set(f.srcId, (d = new Map()));
+      let k = d.get(f.dstId);
+      if (!k) d.set(f.dstId, (k = new Int32Array(4).fill(-1)));
+      k[KINDS[f.kind]] = i;
+    });
+  }
+
+  /** the feature's position, or -1 */
+  get(e: Pick<Edge, 'srcId' | 'dstId' | 'kind'>): number {
+    const k = this.bySrc.get(e.srcId)?.get(e.dstId);
+    return k ? k[KINDS[e.kind]] : -1;
+  }
+}
+
+export function keyIndex(index: FeatureIndex): KeyIndex {
+  return new KeyIndex(index);
 }
 
 /** A window's edges as the model's input; what the index does not know is returned, never dropped. */
@@ -103,8 +127,8 @@ export function vectorise(index: FeatureIndex, keys: KeyIndex, edges: readonly E
   const bytes = new Float64Array(index.features.length);
   const unseen: Edge[] = [];
   for (const e of edges) {
-    const i = keys.get(edgeKey(e));
-    if (i === undefined) unseen.push(e);
+    const i = keys.get(e);
+    if (i < 0) unseen.push(e);
     else bytes[i] += e.bytes;
   }
   return { bytes, unseen };

@@ -6,14 +6,17 @@
  * normal windows) so a noisy service does not drown a quiet one. The window's score is the
  * largest of these ratios: "service X reconstructs 6× worse than it normally does".
  */
+import type { EdgeKind } from '../graph.js';
 import type { FeatureIndex } from './features.js';
 import type { Scaling } from './scaling.js';
 import { unscale } from './scaling.js';
 
 export interface EdgeExplanation {
+  srcId: string;
+  dstId: string;
   src: string;
   dst: string;
-  kind: string;
+  kind: EdgeKind;
   group: string;
   observedBytes: number;
   expectedBytes: number;
@@ -65,10 +68,12 @@ export function windowErrors(index: FeatureIndex, groupScale: readonly number[],
 }
 
 export function explainEdges(index: FeatureIndex, scaling: Scaling, bytes: Float64Array, y: Float32Array, err: WindowErrors, top: number, offset = 0): EdgeExplanation[] {
-  const order = Array.from(err.edge.keys()).sort((a, b) => err.edge[b] - err.edge[a]).slice(0, top);
+  const order = topK(err.edge, top);
   return order.map((i) => {
     const f = index.features[i];
     return {
+      srcId: f.srcId,
+      dstId: f.dstId,
       src: f.src,
       dst: f.dst,
       kind: f.kind,
@@ -85,4 +90,25 @@ export function explainGroups(index: FeatureIndex, err: WindowErrors, top: numbe
     .map((g, gi) => ({ name: g.name, error: err.group[gi], ratio: err.ratio[gi] }))
     .sort((a, b) => b.ratio - a.ratio)
     .slice(0, top);
+}
+
+/** Positions of the k largest values, largest first: one pass, no sort of the whole vector. */
+export function topK(xs: Float32Array, k: number): number[] {
+  const best: number[] = [];
+  if (k <= 0) return best;
+  for (let i = 0; i < xs.length; i++) {
+    const v = xs[i];
+    if (best.length === k) {
+      if (v <= xs[best[k - 1]]) continue;
+      best.pop();
+    }
+    let j = best.length;
+    best.push(i);
+    while (j > 0 && xs[best[j - 1]] < v) {
+      best[j] = best[j - 1];
+      j--;
+    }
+    best[j] = i;
+  }
+  return best;
 }

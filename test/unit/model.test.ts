@@ -13,7 +13,7 @@ import { trainModel, TrainingError } from '../../aggregator/model/train.js';
 import type { Edge, PartialWindow } from '../../shared/graph.js';
 import { decodeArtifact, encodeArtifact, sha256Hex } from '../../shared/model/artifact.js';
 import { Detector } from '../../shared/model/detector.js';
-import { generate, templateOf, type Template } from '../helpers/load-windows.js';
+import { generate, templateOf, type Template } from '../../bench/load-windows.js';
 
 const REC = resolve(import.meta.dirname, '../../../shared/data/lid-ds-ctf-nginx/training/aggressive_galois_5453');
 const W = 1000;

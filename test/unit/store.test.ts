@@ -66,7 +66,7 @@ describe('store schema and migrations', () => {
     expect(db.pragma('application_id', { simple: true })).toBe(APPLICATION_ID);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const tables = (db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
-    expect(tables).toEqual(['agents', 'edges', 'flows', 'partials', 'roles', 'windows']);
+    expect(tables).toEqual(['accepted_edges', 'agents', 'alerts', 'edges', 'flows', 'incidents', 'models', 'partials', 'roles', 'scores', 'windows']);
     // edges: WITHOUT ROWID and no index besides its primary key
     expect((db.prepare(`SELECT count(*) AS n FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'edges' AND sql IS NOT NULL`).get() as { n: number }).n).toBe(0);
     expect(db.prepare(`SELECT sql FROM sqlite_schema WHERE name = 'edges'`).pluck().get()).toMatch(/WITHOUT ROWID/);
@@ -111,6 +111,22 @@ describe('store schema and migrations', () => {
     db.close();
   });
 
+  it('upgrades a version-1 file (the first release) to the detection tables, keeping its data', () => {
+    const f = fresh();
+    const db = raw(f);
+    db.pragma('journal_mode = WAL');
+    migrate(db, f, MIGRATIONS.slice(0, 1));
+    db.prepare(`INSERT INTO windows (app, window_start, window_ms, status) VALUES ('a', 1000, 1000, 'closed')`).run();
+    db.close();
+    const s = Store.open(f);
+    expect(s.listWindows()).toHaveLength(1);
+    s.connection.prepare(`SELECT count(*) FROM models`).pluck().get();
+    s.close();
+    const after = raw(f);
+    expect(after.pragma('user_version', { simple: true })).toBe(2);
+    after.close();
+  });
+
   it('leaves the file untouched when a migration fails', () => {
     const f = fresh();
     Store.open(f).close();
@@ -120,7 +136,7 @@ describe('store schema and migrations', () => {
       { version: SCHEMA_VERSION + 2, name: 'broken', sql: 'ALTER TABLE nowhere ADD COLUMN y' },
     ];
     const db = raw(f);
-    expectStoreError(() => migrate(db, f, next), f, /migration .* \(broken\) failed.*left at version 1/);
+    expectStoreError(() => migrate(db, f, next), f, new RegExp(`migration .* \\(broken\\) failed.*left at version ${SCHEMA_VERSION}`));
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     expect(db.prepare(`SELECT count(*) FROM sqlite_schema WHERE name = 'extra'`).pluck().get()).toBe(0);
     db.close();
@@ -133,7 +149,7 @@ describe('store schema and migrations', () => {
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
     const before = readFileSync(f);
-    expectStoreError(() => Store.open(f), f, /newer DistAppGuard \(store schema version 2; this version knows up to 1\)/);
+    expectStoreError(() => Store.open(f), f, new RegExp(`newer DistAppGuard \\(store schema version ${SCHEMA_VERSION + 1}; this version knows up to ${SCHEMA_VERSION}\\)`));
     expectStoreError(() => Store.open(f, { readonly: true }), f, /newer DistAppGuard/);
     expect(readFileSync(f).equals(before)).toBe(true);
   });
@@ -205,6 +221,24 @@ describe('store: partial batches', () => {
     expect(s.agentLastSeq('a2')).toBe(5); // no hello: a row is made from the partial
     expect(s.agentLastSeq('nobody')).toBe(-1);
     expect(s.partialsOf('shop', 1_000).map((p) => [p.agentId, p.seq])).toEqual([['a1', 0], ['a1', 1], ['a1', 2], ['a1', 3], ['a2', 5]]);
+    s.close();
+  });
+
+  it('writes the hellos given with a batch in its transaction, before its partials', () => {
+    const f = fresh();
+    const s = Store.open(f);
+    const hello = { agentId: 'a1', host: 'h1', app: 'shop', agentVersion: '0.2.0', windowMs: 1000 };
+    // hellos alone are a commit too (agents that have not sent a window yet)
+    expect(s.commitPartials([], [{ ...hello, agentId: 'a0' }])).toEqual({ committed: 0, duplicates: 0, late: 0 });
+    expect(s.commitPartials([partial('a1', 4)], [hello])).toEqual({ committed: 1, duplicates: 0, late: 0 });
+    expect(s.agentLastSeq('a1')).toBe(4);
+    expect(s.agentLastSeq('a0')).toBe(-1);
+    const r = raw(f);
+    expect(r.prepare('SELECT agent_id, host, agent_version, last_seq FROM agents ORDER BY agent_id').all()).toEqual([
+      { agent_id: 'a0', host: 'h1', agent_version: '0.2.0', last_seq: null },
+      { agent_id: 'a1', host: 'h1', agent_version: '0.2.0', last_seq: 4 }, // the hello's version, not the '' of a row made from a partial
+    ]);
+    r.close();
     s.close();
   });
 

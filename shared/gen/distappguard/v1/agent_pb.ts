@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file distappguard/v1/agent.proto.
  */
 export const file_distappguard_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("ChtkaXN0YXBwZ3VhcmQvdjEvYWdlbnQucHJvdG8SD2Rpc3RhcHBndWFyZC52MSJxCgxBZ2VudE1lc3NhZ2USJwoFaGVsbG8YASABKAsyFi5kaXN0YXBwZ3VhcmQudjEuSGVsbG9IABIwCgZ3aW5kb3cYAiABKAsyHi5kaXN0YXBwZ3VhcmQudjEuUGFydGlhbFdpbmRvd0gAQgYKBGJvZHkiyQEKEUFnZ3JlZ2F0b3JNZXNzYWdlEisKB3dlbGNvbWUYASABKAsyGC5kaXN0YXBwZ3VhcmQudjEuV2VsY29tZUgAEiMKA2FjaxgCIAEoCzIULmRpc3RhcHBndWFyZC52MS5BY2tIABItCgVtb2RlbBgDIAEoCzIcLmRpc3RhcHBndWFyZC52MS5Nb2RlbFVwZGF0ZUgAEisKB3JlZnVzYWwYBCABKAsyGC5kaXN0YXBwZ3VhcmQudjEuUmVmdXNhbEgAQgYKBGJvZHkiiwEKBUhlbGxvEhAKCGFnZW50X2lkGAEgASgJEgwKBGhvc3QYAiABKAkSCwoDYXBwGAMgASgJEhUKDWFnZW50X3ZlcnNpb24YBCABKAkSGAoQcHJvdG9jb2xfdmVyc2lvbhgFIAEoDRIRCgl3aW5kb3dfbXMYBiABKA0SEQoJY29sbGVjdG9yGAcgASgJIucBCg1QYXJ0aWFsV2luZG93EgsKA3NlcRgBIAEoBBIXCg93aW5kb3dfc3RhcnRfbXMYAiABKAMSEQoJd2luZG93X21zGAMgASgNEiQKBXJvbGVzGAQgAygLMhUuZGlzdGFwcGd1YXJkLnYxLlJvbGUSJAoFZWRnZXMYBSADKAsyFS5kaXN0YXBwZ3VhcmQudjEuRWRnZRIkCgVmbG93cxgGIAMoCzIVLmRpc3RhcHBndWFyZC52MS5GbG93EisKBXN0YXRzGA8gASgLMhwuZGlzdGFwcGd1YXJkLnYxLldpbmRvd1N0YXRzIkoKBFJvbGUSCgoCaWQYASABKAYSDQoFbGFiZWwYAiABKAkSJwoEa2luZBgDIAEoDjIZLmRpc3RhcHBndWFyZC52MS5Sb2xlS2luZCJnCgRFZGdlEgsKA3NyYxgBIAEoDRILCgNkc3QYAiABKA0SJwoEa2luZBgDIAEoDjIZLmRpc3RhcHBndWFyZC52MS5FZGdlS2luZBINCgVieXRlcxgEIAEoBBINCgVjb3VudBgFIAEoBCKkAwoERmxvdxIqCgVwcm90bxgBIAEoDjIbLmRpc3RhcHBndWFyZC52MS5GbG93LlByb3RvEhAKCGxvY2FsX2lwGAIgASgJEhIKCmxvY2FsX3BvcnQYAyABKA0SEQoJcmVtb3RlX2lwGAQgASgJEhMKC3JlbW90ZV9wb3J0GAUgASgNEigKBHNpZGUYBiABKA4yGi5kaXN0YXBwZ3VhcmQudjEuRmxvdy5TaWRlEgwKBHJvbGUYByABKA0SEAoIZW5kcG9pbnQYCCABKA0SEQoJYnl0ZXNfb3V0GAkgASgEEhAKCGJ5dGVzX2luGAogASgEEhEKCWNvdW50X291dBgLIAEoBBIQCghjb3VudF9pbhgMIAEoBCI8CgVQcm90bxIVChFQUk9UT19VTlNQRUNJRklFRBAAEg0KCVBST1RPX1RDUBABEg0KCVBST1RPX1VEUBACIlAKBFNpZGUSFAoQU0lERV9VTlNQRUNJRklFRBAAEg8KC1NJREVfQ0xJRU5UEAESDwoLU0lERV9TRVJWRVIQAhIQCgxTSURFX1VOS05PV04QAyJmCgtXaW5kb3dTdGF0cxIOCgZldmVudHMYASABKAQSGAoQdW5rbm93bl9mZF9jYWxscxgCIAEoBBIYChB1bmtub3duX2ZkX2J5dGVzGAMgASgEEhMKC2xhdGVfZXZlbnRzGAQgASgEIlsKB1dlbGNvbWUSGgoSYWdncmVnYXRvcl92ZXJzaW9uGAEgASgJEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SGgoSbGFzdF9jb21taXR0ZWRfc2VxGAMgASgEIhIKA0FjaxILCgNzZXEYASABKAQiUAoLTW9kZWxVcGRhdGUSDwoHdmVyc2lvbhgBIAEoCRINCgVtb2RlbBgCIAEoDBIOCgZzaGEyNTYYAyABKAkSEQoJc2lnbmF0dXJlGAQgASgJIo0CCgdSZWZ1c2FsEisKBGNvZGUYASABKA4yHS5kaXN0YXBwZ3VhcmQudjEuUmVmdXNhbC5Db2RlEg4KBnJlYXNvbhgCIAEoCRILCgNzZXEYAyABKAQitwEKBENvZGUSFAoQQ09ERV9VTlNQRUNJRklFRBAAEhYKEkNPREVfSU5WQUxJRF9IRUxMTxABEh0KGUNPREVfVU5TVVBQT1JURURfUFJPVE9DT0wQAhIYChRDT0RFX0RVUExJQ0FURV9BR0VOVBADEhcKE0NPREVfSU5WQUxJRF9XSU5ET1cQBBIXChNDT0RFX0xJTUlUX0VYQ0VFREVEEAUSFgoSQ09ERV9TSFVUVElOR19ET1dOEAYqnAEKCFJvbGVLaW5kEhkKFVJPTEVfS0lORF9VTlNQRUNJRklFRBAAEhIKDlJPTEVfS0lORF9QUk9DEAESFAoQUk9MRV9LSU5EX1RIUkVBRBACEhIKDlJPTEVfS0lORF9GSUxFEAMSEQoNUk9MRV9LSU5EX01FTRAEEhEKDVJPTEVfS0lORF9ORVQQBRIRCg1ST0xFX0tJTkRfSVBDEAYqcgoIRWRnZUtpbmQSGQoVRURHRV9LSU5EX1VOU1BFQ0lGSUVEEAASEQoNRURHRV9LSU5EX05FVBABEhIKDkVER0VfS0lORF9GSUxFEAISEQoNRURHRV9LSU5EX01FTRADEhEKDUVER0VfS0lORF9JUEMQBDJgCgxBZ2VudFNlcnZpY2USUAoHQ29ubmVjdBIdLmRpc3RhcHBndWFyZC52MS5BZ2VudE1lc3NhZ2UaIi5kaXN0YXBwZ3VhcmQudjEuQWdncmVnYXRvck1lc3NhZ2UoATABYgZwcm90bzM");
+  fileDesc("ChtkaXN0YXBwZ3VhcmQvdjEvYWdlbnQucHJvdG8SD2Rpc3RhcHBndWFyZC52MSKhAQoMQWdlbnRNZXNzYWdlEicKBWhlbGxvGAEgASgLMhYuZGlzdGFwcGd1YXJkLnYxLkhlbGxvSAASMAoGd2luZG93GAIgASgLMh4uZGlzdGFwcGd1YXJkLnYxLlBhcnRpYWxXaW5kb3dIABIuCgltb2RlbF9hY2sYAyABKAsyGS5kaXN0YXBwZ3VhcmQudjEuTW9kZWxBY2tIAEIGCgRib2R5IskBChFBZ2dyZWdhdG9yTWVzc2FnZRIrCgd3ZWxjb21lGAEgASgLMhguZGlzdGFwcGd1YXJkLnYxLldlbGNvbWVIABIjCgNhY2sYAiABKAsyFC5kaXN0YXBwZ3VhcmQudjEuQWNrSAASLQoFbW9kZWwYAyABKAsyHC5kaXN0YXBwZ3VhcmQudjEuTW9kZWxVcGRhdGVIABIrCgdyZWZ1c2FsGAQgASgLMhguZGlzdGFwcGd1YXJkLnYxLlJlZnVzYWxIAEIGCgRib2R5IqIBCgVIZWxsbxIQCghhZ2VudF9pZBgBIAEoCRIMCgRob3N0GAIgASgJEgsKA2FwcBgDIAEoCRIVCg1hZ2VudF92ZXJzaW9uGAQgASgJEhgKEHByb3RvY29sX3ZlcnNpb24YBSABKA0SEQoJd2luZG93X21zGAYgASgNEhEKCWNvbGxlY3RvchgHIAEoCRIVCg1tb2RlbF92ZXJzaW9uGAggASgJIpcCCg1QYXJ0aWFsV2luZG93EgsKA3NlcRgBIAEoBBIXCg93aW5kb3dfc3RhcnRfbXMYAiABKAMSEQoJd2luZG93X21zGAMgASgNEiQKBXJvbGVzGAQgAygLMhUuZGlzdGFwcGd1YXJkLnYxLlJvbGUSJAoFZWRnZXMYBSADKAsyFS5kaXN0YXBwZ3VhcmQudjEuRWRnZRIkCgVmbG93cxgGIAMoCzIVLmRpc3RhcHBndWFyZC52MS5GbG93Ei4KB3ZlcmRpY3QYByABKAsyHS5kaXN0YXBwZ3VhcmQudjEuTG9jYWxWZXJkaWN0EisKBXN0YXRzGA8gASgLMhwuZGlzdGFwcGd1YXJkLnYxLldpbmRvd1N0YXRzIkoKBFJvbGUSCgoCaWQYASABKAYSDQoFbGFiZWwYAiABKAkSJwoEa2luZBgDIAEoDjIZLmRpc3RhcHBndWFyZC52MS5Sb2xlS2luZCJnCgRFZGdlEgsKA3NyYxgBIAEoDRILCgNkc3QYAiABKA0SJwoEa2luZBgDIAEoDjIZLmRpc3RhcHBndWFyZC52MS5FZGdlS2luZBINCgVieXRlcxgEIAEoBBINCgVjb3VudBgFIAEoBCKkAwoERmxvdxIqCgVwcm90bxgBIAEoDjIbLmRpc3RhcHBndWFyZC52MS5GbG93LlByb3RvEhAKCGxvY2FsX2lwGAIgASgJEhIKCmxvY2FsX3BvcnQYAyABKA0SEQoJcmVtb3RlX2lwGAQgASgJEhMKC3JlbW90ZV9wb3J0GAUgASgNEigKBHNpZGUYBiABKA4yGi5kaXN0YXBwZ3VhcmQudjEuRmxvdy5TaWRlEgwKBHJvbGUYByABKA0SEAoIZW5kcG9pbnQYCCABKA0SEQoJYnl0ZXNfb3V0GAkgASgEEhAKCGJ5dGVzX2luGAogASgEEhEKCWNvdW50X291dBgLIAEoBBIQCghjb3VudF9pbhgMIAEoBCI8CgVQcm90bxIVChFQUk9UT19VTlNQRUNJRklFRBAAEg0KCVBST1RPX1RDUBABEg0KCVBST1RPX1VEUBACIlAKBFNpZGUSFAoQU0lERV9VTlNQRUNJRklFRBAAEg8KC1NJREVfQ0xJRU5UEAESDwoLU0lERV9TRVJWRVIQAhIQCgxTSURFX1VOS05PV04QAyJmCgtXaW5kb3dTdGF0cxIOCgZldmVudHMYASABKAQSGAoQdW5rbm93bl9mZF9jYWxscxgCIAEoBBIYChB1bmtub3duX2ZkX2J5dGVzGAMgASgEEhMKC2xhdGVfZXZlbnRzGAQgASgEIlsKB1dlbGNvbWUSGgoSYWdncmVnYXRvcl92ZXJzaW9uGAEgASgJEhgKEHByb3RvY29sX3ZlcnNpb24YAiABKA0SGgoSbGFzdF9jb21taXR0ZWRfc2VxGAMgASgEIhIKA0FjaxILCgNzZXEYASABKAQiawoLTW9kZWxVcGRhdGUSDwoHdmVyc2lvbhgBIAEoCRINCgVtb2RlbBgCIAEoDBIOCgZzaGEyNTYYAyABKAkSEQoJc2lnbmF0dXJlGAQgASgJEhkKEXNpZ25lcl9wdWJsaWNfa2V5GAUgASgJIj0KCE1vZGVsQWNrEg8KB3ZlcnNpb24YASABKAkSEAoIYWNjZXB0ZWQYAiABKAgSDgoGcmVhc29uGAMgASgJItwBCgxMb2NhbFZlcmRpY3QSFQoNbW9kZWxfdmVyc2lvbhgBIAEoCRINCgVzY29yZRgCIAEoARIRCgl0aHJlc2hvbGQYAyABKAESEQoJYW5vbWFsb3VzGAQgASgIEigKCW5ld19lZGdlcxgFIAMoCzIVLmRpc3RhcHBndWFyZC52MS5FZGdlEisKBmdyb3VwcxgGIAMoCzIbLmRpc3RhcHBndWFyZC52MS5Hcm91cEVycm9yEikKBWVkZ2VzGAcgAygLMhouZGlzdGFwcGd1YXJkLnYxLkVkZ2VFcnJvciI4CgpHcm91cEVycm9yEgwKBG5hbWUYASABKAkSDQoFZXJyb3IYAiABKAESDQoFcmF0aW8YAyABKAEijQEKCUVkZ2VFcnJvchILCgNzcmMYASABKA0SCwoDZHN0GAIgASgNEicKBGtpbmQYAyABKA4yGS5kaXN0YXBwZ3VhcmQudjEuRWRnZUtpbmQSFgoOb2JzZXJ2ZWRfYnl0ZXMYBCABKAQSFgoOZXhwZWN0ZWRfYnl0ZXMYBSABKAQSDQoFZXJyb3IYBiABKAEijQIKB1JlZnVzYWwSKwoEY29kZRgBIAEoDjIdLmRpc3RhcHBndWFyZC52MS5SZWZ1c2FsLkNvZGUSDgoGcmVhc29uGAIgASgJEgsKA3NlcRgDIAEoBCK3AQoEQ29kZRIUChBDT0RFX1VOU1BFQ0lGSUVEEAASFgoSQ09ERV9JTlZBTElEX0hFTExPEAESHQoZQ09ERV9VTlNVUFBPUlRFRF9QUk9UT0NPTBACEhgKFENPREVfRFVQTElDQVRFX0FHRU5UEAMSFwoTQ09ERV9JTlZBTElEX1dJTkRPVxAEEhcKE0NPREVfTElNSVRfRVhDRUVERUQQBRIWChJDT0RFX1NIVVRUSU5HX0RPV04QBiqcAQoIUm9sZUtpbmQSGQoVUk9MRV9LSU5EX1VOU1BFQ0lGSUVEEAASEgoOUk9MRV9LSU5EX1BST0MQARIUChBST0xFX0tJTkRfVEhSRUFEEAISEgoOUk9MRV9LSU5EX0ZJTEUQAxIRCg1ST0xFX0tJTkRfTUVNEAQSEQoNUk9MRV9LSU5EX05FVBAFEhEKDVJPTEVfS0lORF9JUEMQBipyCghFZGdlS2luZBIZChVFREdFX0tJTkRfVU5TUEVDSUZJRUQQABIRCg1FREdFX0tJTkRfTkVUEAESEgoORURHRV9LSU5EX0ZJTEUQAhIRCg1FREdFX0tJTkRfTUVNEAMSEQoNRURHRV9LSU5EX0lQQxAEMmAKDEFnZW50U2VydmljZRJQCgdDb25uZWN0Eh0uZGlzdGFwcGd1YXJkLnYxLkFnZW50TWVzc2FnZRoiLmRpc3RhcHBndWFyZC52MS5BZ2dyZWdhdG9yTWVzc2FnZSgBMAFiBnByb3RvMw");
 
 /**
  * Everything an agent sends. The first message of a stream must be a Hello.
@@ -41,6 +41,12 @@ export type AgentMessage = Message<"distappguard.v1.AgentMessage"> & {
      */
     value: PartialWindow;
     case: "window";
+  } | {
+    /**
+     * @generated from field: distappguard.v1.ModelAck model_ack = 3;
+     */
+    value: ModelAck;
+    case: "modelAck";
   } | { case: undefined; value?: undefined };
 };
 
@@ -150,6 +156,14 @@ export type Hello = Message<"distappguard.v1.Hello"> & {
    * @generated from field: string collector = 7;
    */
   collector: string;
+
+  /**
+   * The version of the detection model the agent has loaded and verified ("" when none), so
+   * the aggregator pushes a model only when the agent lacks the active one.
+   *
+   * @generated from field: string model_version = 8;
+   */
+  modelVersion: string;
 };
 
 /**
@@ -203,6 +217,15 @@ export type PartialWindow = Message<"distappguard.v1.PartialWindow"> & {
    * @generated from field: repeated distappguard.v1.Flow flows = 6;
    */
   flows: Flow[];
+
+  /**
+   * The agent's own verdict on this window with the model pushed to it, when it has one.
+   * Travels with the window through the spool, so an alert raised while the aggregator was
+   * out of reach arrives, durably, after reconnect.
+   *
+   * @generated from field: distappguard.v1.LocalVerdict verdict = 7;
+   */
+  verdict?: LocalVerdict | undefined;
 
   /**
    * Required. Keep it the highest-numbered field: writers emit fields in number order, so a
@@ -533,8 +556,8 @@ export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
   messageDesc(file_distappguard_v1_agent, 9);
 
 /**
- * A detection model pushed to the agent for local scoring (DESIGN §6). Not used yet: it is
- * defined now so that the detection issue adds behaviour, not a protocol version.
+ * A detection model pushed to the agent for local scoring (DESIGN §6): the part of the
+ * application's model that concerns the agent's host, with that host's feature index.
  *
  * @generated from message distappguard.v1.ModelUpdate
  */
@@ -545,15 +568,15 @@ export type ModelUpdate = Message<"distappguard.v1.ModelUpdate"> & {
   version: string;
 
   /**
-   * The serialised model.
+   * The serialised model (shared/model/artifact.ts).
    *
    * @generated from field: bytes model = 2;
    */
   model: Uint8Array;
 
   /**
-   * Hex sha256 of `model`, and a signature over it: an agent only loads a model it can
-   * verify came from its aggregator.
+   * Hex sha256 of `model`, and an Ed25519 signature over that digest (base64) by the
+   * aggregator's model key: an agent only loads a model it can verify came from its aggregator.
    *
    * @generated from field: string sha256 = 3;
    */
@@ -563,6 +586,14 @@ export type ModelUpdate = Message<"distappguard.v1.ModelUpdate"> & {
    * @generated from field: string signature = 4;
    */
   signature: string;
+
+  /**
+   * The aggregator's public key (SPKI PEM). An agent given a key to trust checks that it is
+   * this one; an agent without one pins the first key it sees (trust on first use).
+   *
+   * @generated from field: string signer_public_key = 5;
+   */
+  signerPublicKey: string;
 };
 
 /**
@@ -571,6 +602,166 @@ export type ModelUpdate = Message<"distappguard.v1.ModelUpdate"> & {
  */
 export const ModelUpdateSchema: GenMessage<ModelUpdate> = /*@__PURE__*/
   messageDesc(file_distappguard_v1_agent, 10);
+
+/**
+ * The agent's answer to a ModelUpdate, after verifying and storing it (accepted) or refusing
+ * it (reason says why; the previous model stays active).
+ *
+ * @generated from message distappguard.v1.ModelAck
+ */
+export type ModelAck = Message<"distappguard.v1.ModelAck"> & {
+  /**
+   * @generated from field: string version = 1;
+   */
+  version: string;
+
+  /**
+   * @generated from field: bool accepted = 2;
+   */
+  accepted: boolean;
+
+  /**
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message distappguard.v1.ModelAck.
+ * Use `create(ModelAckSchema)` to create a new message.
+ */
+export const ModelAckSchema: GenMessage<ModelAck> = /*@__PURE__*/
+  messageDesc(file_distappguard_v1_agent, 11);
+
+/**
+ * How the agent's host model scored one window of its host.
+ *
+ * @generated from message distappguard.v1.LocalVerdict
+ */
+export type LocalVerdict = Message<"distappguard.v1.LocalVerdict"> & {
+  /**
+   * @generated from field: string model_version = 1;
+   */
+  modelVersion: string;
+
+  /**
+   * @generated from field: double score = 2;
+   */
+  score: number;
+
+  /**
+   * @generated from field: double threshold = 3;
+   */
+  threshold: number;
+
+  /**
+   * score above threshold
+   *
+   * @generated from field: bool anomalous = 4;
+   */
+  anomalous: boolean;
+
+  /**
+   * Edges of the window the host model never saw (indexes into the window's roles).
+   *
+   * @generated from field: repeated distappguard.v1.Edge new_edges = 5;
+   */
+  newEdges: Edge[];
+
+  /**
+   * What explains the score, the worst first.
+   *
+   * @generated from field: repeated distappguard.v1.GroupError groups = 6;
+   */
+  groups: GroupError[];
+
+  /**
+   * @generated from field: repeated distappguard.v1.EdgeError edges = 7;
+   */
+  edges: EdgeError[];
+};
+
+/**
+ * Describes the message distappguard.v1.LocalVerdict.
+ * Use `create(LocalVerdictSchema)` to create a new message.
+ */
+export const LocalVerdictSchema: GenMessage<LocalVerdict> = /*@__PURE__*/
+  messageDesc(file_distappguard_v1_agent, 12);
+
+/**
+ * @generated from message distappguard.v1.GroupError
+ */
+export type GroupError = Message<"distappguard.v1.GroupError"> & {
+  /**
+   * microservice (process role label)
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * mean squared reconstruction error of its edges, and that divided by its usual error
+   *
+   * @generated from field: double error = 2;
+   */
+  error: number;
+
+  /**
+   * @generated from field: double ratio = 3;
+   */
+  ratio: number;
+};
+
+/**
+ * Describes the message distappguard.v1.GroupError.
+ * Use `create(GroupErrorSchema)` to create a new message.
+ */
+export const GroupErrorSchema: GenMessage<GroupError> = /*@__PURE__*/
+  messageDesc(file_distappguard_v1_agent, 13);
+
+/**
+ * @generated from message distappguard.v1.EdgeError
+ */
+export type EdgeError = Message<"distappguard.v1.EdgeError"> & {
+  /**
+   * Indexes into the window's roles.
+   *
+   * @generated from field: uint32 src = 1;
+   */
+  src: number;
+
+  /**
+   * @generated from field: uint32 dst = 2;
+   */
+  dst: number;
+
+  /**
+   * @generated from field: distappguard.v1.EdgeKind kind = 3;
+   */
+  kind: EdgeKind;
+
+  /**
+   * @generated from field: uint64 observed_bytes = 4;
+   */
+  observedBytes: bigint;
+
+  /**
+   * @generated from field: uint64 expected_bytes = 5;
+   */
+  expectedBytes: bigint;
+
+  /**
+   * @generated from field: double error = 6;
+   */
+  error: number;
+};
+
+/**
+ * Describes the message distappguard.v1.EdgeError.
+ * Use `create(EdgeErrorSchema)` to create a new message.
+ */
+export const EdgeErrorSchema: GenMessage<EdgeError> = /*@__PURE__*/
+  messageDesc(file_distappguard_v1_agent, 14);
 
 /**
  * The aggregator will not take something from this agent. Sent just before the aggregator
@@ -606,7 +797,7 @@ export type Refusal = Message<"distappguard.v1.Refusal"> & {
  * Use `create(RefusalSchema)` to create a new message.
  */
 export const RefusalSchema: GenMessage<Refusal> = /*@__PURE__*/
-  messageDesc(file_distappguard_v1_agent, 11);
+  messageDesc(file_distappguard_v1_agent, 15);
 
 /**
  * @generated from enum distappguard.v1.Refusal.Code
@@ -662,7 +853,7 @@ export enum Refusal_Code {
  * Describes the enum distappguard.v1.Refusal.Code.
  */
 export const Refusal_CodeSchema: GenEnum<Refusal_Code> = /*@__PURE__*/
-  enumDesc(file_distappguard_v1_agent, 11, 0);
+  enumDesc(file_distappguard_v1_agent, 15, 0);
 
 /**
  * @generated from enum distappguard.v1.RoleKind
