@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import type { Logger } from 'pino';
-import { AgentMessageSchema, AgentService, PartialWindowSchema, type AgentMessage, type AggregatorMessage } from '../shared/gen/distappguard/v1/agent_pb.js';
+import { AgentMessageSchema, AgentService, PartialWindowSchema, type AgentMessage, type AggregatorMessage, type ModelUpdate } from '../shared/gen/distappguard/v1/agent_pb.js';
 import { clientConstructor, messages } from '../shared/grpc-service.js';
 import { toWireHello, toWireWindow, type HelloInfo } from '../shared/wire.js';
 import type { PartialWindow } from '../shared/graph.js';
@@ -27,6 +27,11 @@ export interface LinkOptions {
   maxBackoffMs?: number;
   /** windows in flight (sent, not acknowledged) before sending waits */
   maxInFlight?: number;
+  /**
+   * A model pushed by the aggregator: verify, store, load; the answer goes back as ModelAck.
+   * Accepted: later hellos name its version, so it is not pushed again.
+   */
+  onModel?: (u: ModelUpdate) => Promise<{ accepted: boolean; reason: string }>;
 }
 
 export interface LinkCounters {
@@ -145,6 +150,8 @@ export class AgentLink {
         } else if (m.body.case === 'ack') {
           this.acknowledge(Number(m.body.value.seq));
           void this.pump();
+        } else if (m.body.case === 'model') {
+          void this.takeModel(call, m.body.value);
         } else if (m.body.case === 'refusal') {
           const seq = Number(m.body.value.seq);
           why = `refused: ${m.body.value.reason}`;
@@ -173,6 +180,19 @@ export class AgentLink {
     const delay = backoffDelay(this.attempt++, this.o.initialBackoffMs ?? 500, this.o.maxBackoffMs ?? 30_000);
     this.o.log.warn({ aggregator: this.o.aggregator, why, retryInMs: delay, pending: this.o.spool.stats().entriesHeld }, 'aggregator stream lost; will reconnect');
     this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private async takeModel(call: grpc.ClientDuplexStream<AgentMessage, AggregatorMessage>, u: ModelUpdate): Promise<void> {
+    let answer: { accepted: boolean; reason: string };
+    try {
+      answer = this.o.onModel ? await this.o.onModel(u) : { accepted: false, reason: 'this agent does not run local detection' };
+    } catch (e) {
+      answer = { accepted: false, reason: (e as Error).message };
+    }
+    if (answer.accepted) this.o.hello.modelVersion = u.version;
+    if (this.call === call && !call.writableEnded && !call.destroyed) {
+      call.write(create(AgentMessageSchema, { body: { case: 'modelAck', value: { version: u.version, accepted: answer.accepted, reason: answer.reason } } }));
+    }
   }
 
   private acknowledge(seq: number): void {

@@ -9,7 +9,7 @@
  * encodings, garbage — is parsed by protobuf-es as before (garbage throws: malformed).
  */
 import { fromBinary, toBinary } from '@bufbuild/protobuf';
-import { AgentMessageSchema, PartialWindowSchema, type Hello, type PartialWindow as PbWindow } from '../shared/gen/distappguard/v1/agent_pb.js';
+import { AgentMessageSchema, PartialWindowSchema, type Hello, type ModelAck, type PartialWindow as PbWindow } from '../shared/gen/distappguard/v1/agent_pb.js';
 import { fromWireWindow, type HelloInfo, type WireError, type WireLimits } from '../shared/wire.js';
 import { scanWindow, type ScannedWindow } from './window-decode.js';
 
@@ -17,6 +17,7 @@ export type Incoming =
   | { case: 'hello'; value: Hello }
   /** `bytes`: the whole AgentMessage; `body`: the window's bytes within it; `parsed`: set when protobuf-es read it already */
   | { case: 'window'; bytes: Buffer; body: Uint8Array; parsed?: PbWindow }
+  | { case: 'modelAck'; value: ModelAck }
   | { case: undefined };
 
 /** The window's bytes when `bytes` is exactly `0x12 <varint length> <window>`, else undefined. */
@@ -45,6 +46,8 @@ export function readAgentMessage(bytes: Buffer): Incoming {
       return { case: 'hello', value: m.body.value };
     case 'window':
       return { case: 'window', bytes, body: toBinary(PartialWindowSchema, m.body.value), parsed: m.body.value };
+    case 'modelAck':
+      return { case: 'modelAck', value: m.body.value };
     default:
       return { case: undefined };
   }
@@ -77,5 +80,7 @@ export function checkWindow(m: Extract<Incoming, { case: 'window' }>, hello: Hel
   const r = fromWireWindow(msg, hello, limits);
   if (!r.ok) return { kind: 'invalid', error: r.error, seq: msg.seq };
   const { seq, window: w, roles } = r.value;
-  return { kind: 'ok', value: { seq, windowStart: w.windowStart, windowMs: w.windowMs, roles } };
+  // a window with the agent's verdict (sent only with local alerts) comes this way: the
+  // direct decoder leaves fields it does not know to protobuf-es
+  return { kind: 'ok', value: { seq, windowStart: w.windowStart, windowMs: w.windowMs, roles, verdict: w.verdict } };
 }

@@ -7,7 +7,7 @@
  * back by the CLI) so it can be pushed to the agents.
  */
 import type { Logger } from '../shared/log.js';
-import type { MergedWindow } from '../shared/graph.js';
+import type { LocalVerdict, MergedWindow } from '../shared/graph.js';
 import { decodeArtifact } from '../shared/model/artifact.js';
 import { Detector, type Verdict } from '../shared/model/detector.js';
 import { alertJson, JsonlAlertOutput } from './alerts/jsonl.js';
@@ -116,9 +116,32 @@ export class DetectionService {
     return { ...v, newEdges: v.newEdges.filter((e) => !accepted.has(`${e.srcId}>${e.dstId}/${e.kind}`)) };
   }
 
-  /** An alert an agent raised on its own host's window (delivered with the window). */
+  /** An alert an agent raised on its own host's window, delivered with the window (perhaps long after). */
+  raiseLocal(agent: { host: string; app: string }, w: { windowStart: number; windowMs: number }, v: LocalVerdict): AlertRow | undefined {
+    if (!v.anomalous && v.newEdges.length === 0) return undefined;
+    const version = Number(v.modelVersion);
+    return this.raise({
+      app: agent.app,
+      windowStart: w.windowStart,
+      windowMs: w.windowMs,
+      source: `agent:${agent.host}`,
+      modelId: Number.isSafeInteger(version) ? version : null,
+      score: v.score,
+      threshold: v.threshold,
+      anomalous: v.anomalous,
+      severity: severityOf(v.score, v.threshold, v.newEdges.length),
+      explanation: {
+        groups: v.groups,
+        edges: v.edges.map((e) => ({ ...e, group: '' })),
+        newEdges: v.newEdges.map((e) => ({ src: e.src, dst: e.dst, srcId: e.srcId, dstId: e.dstId, kind: e.kind, bytes: e.bytes, count: e.count })),
+      },
+    });
+  }
+
+  /** Stores an alert (a window raised again — a resend, a re-merge — updates its alert) and writes it out. */
   raise(a: AlertIn): AlertRow {
-    const { alert, newIncident } = this.det.recordAlert(a, this.o.incidentGap ?? 1);
+    const { alert, newIncident, created } = this.det.recordAlert(a, this.o.incidentGap ?? 1);
+    if (!created) return alert;
     this.counters.alerts++;
     this.counters.alertsBySeverity[alert.severity] = (this.counters.alertsBySeverity[alert.severity] ?? 0) + 1;
     const top = alert.explanation.groups[0];

@@ -10,7 +10,8 @@ import type { Logger } from 'pino';
 import { AgentMessageSchema, AgentService, AggregatorMessageSchema, Refusal_Code, type AggregatorMessage } from '../shared/gen/distappguard/v1/agent_pb.js';
 import { addService, malformedStatus, messages } from '../shared/grpc-service.js';
 import { DEFAULT_WIRE_LIMITS, PROTOCOL_VERSION, validateHello, type HelloInfo, type WireLimits } from '../shared/wire.js';
-import type { MergedWindow } from '../shared/graph.js';
+import type { LocalVerdict, MergedWindow } from '../shared/graph.js';
+import type { ModelPusher } from './model-push.js';
 import { Ingest } from './ingest.js';
 import { checkWindow, readAgentMessage, type Incoming } from './agent-message.js';
 import { InlineRunner, MergeQueue, startWorkerRunner, type MergeRunner } from './merge-queue.js';
@@ -69,6 +70,10 @@ export interface AggregatorOptions {
    * so the main thread only receives, commits and acknowledges; false: on the main thread.
    */
   mergeWorker?: boolean;
+  /** signed host models for the agents (detection); none: no models are pushed */
+  models?: ModelPusher;
+  /** a committed window carried the agent's own alert (its local model's verdict) */
+  onLocalVerdict?: (agent: { agentId: string; host: string; app: string }, window: { windowStart: number; windowMs: number }, v: LocalVerdict) => void;
 }
 
 type Call = grpc.ServerDuplexStream<Incoming, AggregatorMessage>;
@@ -109,6 +114,7 @@ export class AggregatorServer {
   readonly ingest: Ingest;
   private readonly server: grpc.Server;
   private readonly active = new Map<string, Call>();
+  private readonly hellos = new Map<string, HelloInfo>();
   private readonly limits: WireLimits;
   private ticker: NodeJS.Timeout | undefined;
   readonly counters = { streams: 0, refused: 0, invalidMessages: 0 };
@@ -183,6 +189,22 @@ export class AggregatorServer {
     await this.ingest.close();
   }
 
+  /** Sends the active host model to one agent, unless it already runs that version. */
+  private pushModel(call: Call, hello: HelloInfo): void {
+    const u = this.o.models?.updateFor(hello.app, hello.host);
+    if (!u || u.version === hello.modelVersion || call.writableEnded || call.destroyed) return;
+    call.write(create(AggregatorMessageSchema, { body: { case: 'model', value: u } }));
+    this.o.log.info({ agent: hello.agentId, host: hello.host, model: u.version, bytes: u.model.length }, 'model pushed');
+  }
+
+  /** A new model became active for `app`: every connected agent of it gets its host's part. */
+  pushModels(app: string): void {
+    for (const [agentId, hello] of this.hellos) {
+      const call = this.active.get(agentId);
+      if (call && hello.app === app) this.pushModel(call, hello);
+    }
+  }
+
   private refuse(call: Call, code: grpc.status, why: string, fields: Record<string, unknown> = {}): void {
     this.counters.refused++;
     this.o.log.warn({ ...fields, code: grpc.status[code] }, why);
@@ -216,7 +238,17 @@ export class AggregatorServer {
           acked = last;
           this.ingest.committedUpTo(hello.agentId, last);
           call.write(create(AggregatorMessageSchema, { body: { case: 'welcome', value: { aggregatorVersion: AGGREGATOR_VERSION, protocolVersion: PROTOCOL_VERSION, lastCommittedSeq: BigInt(last) } } }));
-          this.o.log.info({ agent: hello.agentId, host: hello.host, app: hello.app, peer, lastCommittedSeq: last }, 'agent connected');
+          this.o.log.info({ agent: hello.agentId, host: hello.host, app: hello.app, peer, lastCommittedSeq: last, model: hello.modelVersion || undefined }, 'agent connected');
+          this.hellos.set(hello.agentId, hello);
+          this.pushModel(call, hello);
+          continue;
+        }
+        if (m.case === 'modelAck') {
+          const a = m.value;
+          if (a.accepted) this.o.log.info({ agent: hello.agentId, model: a.version }, 'agent loaded the model');
+          else this.o.log.error({ agent: hello.agentId, model: a.version, reason: a.reason }, 'agent refused the model');
+          this.o.models?.recordAck(hello.agentId, a.version, a.accepted, Date.now());
+          if (a.accepted) hello.modelVersion = a.version;
           continue;
         }
         if (m.case !== 'window') {
@@ -238,7 +270,7 @@ export class AggregatorServer {
           }));
           return this.refuse(call, limit ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, reason, { agent: hello.agentId });
         }
-        const { seq, windowStart, windowMs, roles } = r.value;
+        const { seq, windowStart, windowMs, roles, verdict } = r.value;
         const h = hello;
         this.ingest.submit(
           // the body as received: stored without re-encoding
@@ -247,6 +279,7 @@ export class AggregatorServer {
             if (err) return this.refuse(call, grpc.status.UNAVAILABLE, `could not commit window ${seq}: ${err.message}`, { agent: h.agentId });
             // commits are in order per agent: an ack covers every seq up to it
             if (seq > acked) acked = seq;
+            if (verdict) this.o.onLocalVerdict?.(h, { windowStart, windowMs }, verdict);
             if (!call.writableEnded && !call.destroyed) call.write(create(AggregatorMessageSchema, { body: { case: 'ack', value: { seq: BigInt(acked) } } }));
           },
         );
@@ -258,6 +291,7 @@ export class AggregatorServer {
       clearTimeout(helloTimer);
       if (hello && this.active.get(hello.agentId) === call) {
         this.active.delete(hello.agentId);
+        this.hellos.delete(hello.agentId);
         this.ingest.assembler.forget(hello.app, hello.agentId);
         this.o.log.info({ agent: hello.agentId, peer }, 'agent disconnected');
       }

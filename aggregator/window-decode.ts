@@ -28,7 +28,7 @@ import {
   type WireLimits,
   type WireRole,
 } from '../shared/wire.js';
-import type { Edge, Flow, PartialWindow, WindowStats } from '../shared/graph.js';
+import type { Edge, Flow, LocalVerdict, PartialWindow, WindowStats } from '../shared/graph.js';
 
 /** What ingest needs of a received window. */
 export interface ScannedWindow {
@@ -36,6 +36,8 @@ export interface ScannedWindow {
   windowStart: number;
   windowMs: number;
   roles: WireRole[];
+  /** only from the reference path (checkWindow): this decoder leaves windows with a verdict to it */
+  verdict?: LocalVerdict;
 }
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;

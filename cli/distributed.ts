@@ -4,10 +4,14 @@
  */
 import { Command, Option } from 'commander';
 import { hostname } from 'node:os';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { AggregatorServer } from '../aggregator/server.js';
+import { DetectionService } from '../aggregator/detect.js';
+import { ModelPusher } from '../aggregator/model-push.js';
+import { attachVerdict, startLocalModel, type LocalModel } from '../agent/local-model.js';
+import { loadOrCreateSigningKey, type SigningKey } from '../shared/model/signing.js';
 import { Store } from '../aggregator/store/index.js';
 import { AgentLink } from '../agent/link.js';
 import { Spool } from '../agent/spool.js';
@@ -82,13 +86,51 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
   addTls(
     program
       .command('aggregator')
-      .description('receive partial graphs from agents, join hosts into one MSDEG per window, keep them in SQLite')
+      .description('receive partial graphs from agents, join hosts into one MSDEG per window, keep them in SQLite, detect anomalies')
       .option('--listen <addr>', 'HOST:PORT or unix:/path (beyond loopback only with TLS)', '127.0.0.1:7443')
       .option('--db <file>', 'SQLite file', 'distappguard.db')
-      .option('--grace <duration>', 'how long after a window ends to wait for missing agents', '5s'),
+      .option('--grace <duration>', 'how long after a window ends to wait for missing agents', '5s')
+      .option('--alerts <file>', 'also write alerts as JSON Lines to this file')
+      .option('--learn-after <n>', 'train automatically once an application without a model has this many windows (0: only `distappguard train`)', '0')
+      .option('--retrain-every <duration>', 'retrain a model older than this (0: never)', '0')
+      .option('--history <duration>', 'automatic and scheduled trainings use windows of this last stretch (0: all)', '0')
+      .addOption(new Option('--model <kind>', 'model trained automatically').choices(['msae', 'dense']).default('msae'))
+      .option('--target-fpr <rate>', 'false alarms per window to calibrate for', '0.0001')
+      .option('--model-key <file>', "Ed25519 key that signs models for the agents (created 0600 when missing; default: beside --db)"),
   ).action(async (o) => {
     const store = openStore(o.db);
-    const server = new AggregatorServer({ listen: o.listen, store, log, graceMs: dur(o.grace, '--grace'), tls: tlsOf(o) });
+    let key: SigningKey;
+    try {
+      key = loadOrCreateSigningKey(o.modelKey ?? `${o.db}.model-key.pem`);
+    } catch (e) {
+      store.close();
+      throw new CliError((e as Error).message);
+    }
+    const learnAfter = Number(o.learnAfter);
+    if (!Number.isInteger(learnAfter) || learnAfter < 0) throw new CliError(`--learn-after: '${o.learnAfter}' is not a whole number`);
+    const targetFpr = Number(o.targetFpr);
+    if (!(targetFpr > 0 && targetFpr < 1)) throw new CliError(`--target-fpr: '${o.targetFpr}' is not a rate between 0 and 1`);
+    let server: AggregatorServer | undefined;
+    const detection = new DetectionService({
+      store,
+      log,
+      alertsFile: o.alerts,
+      learnAfter,
+      retrainEveryMs: o.retrainEvery === '0' ? 0 : dur(o.retrainEvery, '--retrain-every'),
+      historyMs: o.history === '0' ? 0 : dur(o.history, '--history'),
+      train: { kind: o.model, targetFpr },
+      onModel: (app) => server?.pushModels(app),
+    });
+    server = new AggregatorServer({
+      listen: o.listen,
+      store,
+      log,
+      graceMs: dur(o.grace, '--grace'),
+      tls: tlsOf(o),
+      onWindow: (w) => detection.onWindow(w),
+      models: new ModelPusher(detection.det, key),
+      onLocalVerdict: (agent, w, v) => detection.raiseLocal(agent, w, v),
+    });
     try {
       await server.start();
     } catch (e) {
@@ -97,8 +139,9 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
     }
     await new Promise<void>((res) => onStopSignal(log, 'shutting down', () => res()));
     await server.stop();
+    await detection.close();
     store.close();
-    log.info({ ingest: server.ingest.counters, server: server.counters }, 'aggregator stopped');
+    log.info({ ingest: server.ingest.counters, server: server.counters, detection: detection.counters }, 'aggregator stopped');
   });
 
   addTls(
@@ -119,6 +162,9 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
       .option('--pid <pid...>', 'attach to running processes')
       .option('--container <id>', 'attach to a container (id or cgroup path)')
       .option('--replay <format:path>', 'replay a recorded trace instead of tracing: strace:FILE or lttng:DIR')
+      .option('--model-dir <dir>', 'where the model pushed by the aggregator is kept (default: model/ beside --spool)')
+      .option('--model-key <file>', "the aggregator's model public key (PEM) to trust; default: the first key seen is pinned")
+      .option('--no-local-detection', 'do not score windows on this host')
       .argument('[command...]', 'command to run and trace (after --)'),
   ).action(async (command: string[], o) => {
     const hostId: string = o.hostId;
@@ -144,12 +190,23 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
     }
     if (spool.recovered) log.error(spool.recovered, 'the spool file was damaged: moved aside, started a fresh one');
     const collector = replay ? (replay.format === 'strace' ? 'strace-file' : 'lttng') : (o.collector as CollectorChoice);
+    let local: LocalModel | undefined;
+    if (o.localDetection) {
+      let trustedKeyPem: string | undefined;
+      try {
+        trustedKeyPem = o.modelKey === undefined ? undefined : readFileSync(o.modelKey, 'utf8');
+      } catch (e) {
+        throw new CliError(`--model-key ${o.modelKey}: ${(e as Error).message}`);
+      }
+      local = await startLocalModel({ dir: o.modelDir ?? join(dirname(o.spool), 'model'), host: hostId, app: o.app, trustedKeyPem, log });
+    }
     const link = new AgentLink({
+      onModel: local?.onModel,
       aggregator: o.aggregator,
       spool,
       log,
       tls: tlsOf(o),
-      hello: { agentId: o.agentId ?? hostId, host: hostId, app: o.app, agentVersion: version, protocolVersion: PROTOCOL_VERSION, windowMs, collector },
+      hello: { agentId: o.agentId ?? hostId, host: hostId, app: o.app, agentVersion: version, protocolVersion: PROTOCOL_VERSION, windowMs, collector, modelVersion: local?.version ?? '' },
     });
     link.start();
     const opened = await openCollector({ choice: collector, target, path: replay?.path, intervalMs: Math.min(1000, windowMs), log });
@@ -162,11 +219,12 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
     const summary = await runCollector(
       opened.collector,
       { tracker: { app: o.app, host: hostId, windowMs, latenessMs: dur(o.lateness, '--lateness'), attribution }, live: !replay, log },
-      (w) => link.enqueue(w),
+      (w) => link.enqueue(attachVerdict(local, w)),
     );
     dispose();
     const drained = await link.waitDrained(dur(o.drainTimeout, '--drain-timeout'));
-    log.info({ windows: summary.tracker.windows, link: link.counters, spool: spool.stats(), drained }, drained ? 'agent done: every window acknowledged' : 'agent done: windows left in the spool for the next run');
+    local?.detection.dispose();
+    log.info({ windows: summary.tracker.windows, link: link.counters, spool: spool.stats(), drained, localDetection: local?.detection.counters }, drained ? 'agent done: every window acknowledged' : 'agent done: windows left in the spool for the next run');
     await link.stop();
     spool.close();
     // asked to stop (systemd, Ctrl-C): a clean stop, whatever the traced command's code

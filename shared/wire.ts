@@ -11,7 +11,7 @@
 import { create } from '@bufbuild/protobuf';
 import { isIP } from 'node:net';
 import * as pb from './gen/distappguard/v1/agent_pb.js';
-import type { Edge, EdgeKind, Flow, PartialWindow, WindowStats } from './graph.js';
+import type { Edge, EdgeKind, Flow, LocalVerdict, PartialWindow, WindowStats } from './graph.js';
 
 /** The protocol version this code speaks (Hello.protocol_version). */
 export const PROTOCOL_VERSION = 1;
@@ -64,6 +64,8 @@ export interface HelloInfo {
   protocolVersion: number;
   windowMs: number;
   collector: string;
+  /** the detection model the agent runs ("" or absent: none) */
+  modelVersion?: string;
 }
 
 export interface WireError {
@@ -209,8 +211,38 @@ export function toWireWindow(w: PartialWindow, seq: number, kindOf: RoleKindOf =
       countIn: u64(f.countIn, `flows[${i}].countIn`),
     }),
   );
+  const v = w.verdict;
+  const verdict = v
+    ? create(pb.LocalVerdictSchema, {
+        modelVersion: v.modelVersion,
+        score: v.score,
+        threshold: v.threshold,
+        anomalous: v.anomalous,
+        newEdges: v.newEdges.map((e, i) =>
+          create(pb.EdgeSchema, {
+            src: role(e.srcId, e.src),
+            dst: role(e.dstId, e.dst),
+            kind: EDGE_KINDS[e.kind] ?? invalidValue(`verdict.newEdges[${i}].kind`, e.kind),
+            bytes: u64(e.bytes, `verdict.newEdges[${i}].bytes`),
+            count: u64(e.count, `verdict.newEdges[${i}].count`),
+          }),
+        ),
+        groups: v.groups.map((g) => create(pb.GroupErrorSchema, g)),
+        edges: v.edges.map((e, i) =>
+          create(pb.EdgeErrorSchema, {
+            src: role(e.srcId, e.src),
+            dst: role(e.dstId, e.dst),
+            kind: EDGE_KINDS[e.kind] ?? invalidValue(`verdict.edges[${i}].kind`, e.kind),
+            observedBytes: u64(e.observedBytes, `verdict.edges[${i}].observedBytes`),
+            expectedBytes: u64(Math.round(e.expectedBytes), `verdict.edges[${i}].expectedBytes`),
+            error: e.error,
+          }),
+        ),
+      })
+    : undefined;
   if (!Number.isSafeInteger(w.windowStart)) throw new RangeError(`windowStart: ${w.windowStart} is not a safe integer`);
   return create(pb.PartialWindowSchema, {
+    verdict,
     seq: seq >= 1 ? u64(seq, 'seq') : invalidValue('seq', seq),
     windowStartMs: BigInt(w.windowStart),
     windowMs: u32(w.windowMs, 'windowMs'),
@@ -368,8 +400,49 @@ export function fromWireWindow(msg: pb.PartialWindow, hello: HelloInfo, limits: 
       lateEvents: safe(s.lateEvents, 'stats.late_events'),
     };
     const window: PartialWindow = { app: hello.app, host: hello.host, windowStart, windowMs, edges, flows, stats };
+    if (msg.verdict) window.verdict = readVerdict(msg.verdict, roles, limits);
     return { seq, window, roles };
   });
+}
+
+/** Explanations are short lists; anything longer is not an agent of ours. */
+const MAX_VERDICT_ITEMS = 64;
+
+function finite(v: number, field: string): number {
+  if (!Number.isFinite(v)) throw new Invalid(field, `${v} is not a finite number`);
+  return v;
+}
+
+function readVerdict(v: pb.LocalVerdict, roles: WireRole[], limits: WireLimits): LocalVerdict {
+  const n = roles.length;
+  count(v.newEdges.length, limits.maxEdges, 'verdict.new_edges', 'edges');
+  count(v.groups.length, MAX_VERDICT_ITEMS, 'verdict.groups', 'groups');
+  count(v.edges.length, MAX_VERDICT_ITEMS, 'verdict.edges', 'edges');
+  return {
+    modelVersion: text(v.modelVersion, 'verdict.model_version', limits, true),
+    score: finite(v.score, 'verdict.score'),
+    threshold: finite(v.threshold, 'verdict.threshold'),
+    anomalous: v.anomalous,
+    newEdges: v.newEdges.map((e, i) => {
+      const at = `verdict.new_edges[${i}]`;
+      const src = roles[index(e.src, n, `${at}.src`)];
+      const dst = roles[index(e.dst, n, `${at}.dst`)];
+      return { srcId: src.id, dstId: dst.id, src: src.label, dst: dst.label, kind: enumValue(EDGE_KIND_OF, e.kind, `${at}.kind`), bytes: safe(e.bytes, `${at}.bytes`), count: safe(e.count, `${at}.count`) };
+    }),
+    groups: v.groups.map((g, i) => {
+      if (g.name.length > limits.maxLabelLength) throw new Invalid(`verdict.groups[${i}].name`, `length ${g.name.length} exceeds the limit of ${limits.maxLabelLength}`, 'limit');
+      return { name: g.name, error: finite(g.error, `verdict.groups[${i}].error`), ratio: finite(g.ratio, `verdict.groups[${i}].ratio`) };
+    }),
+    edges: v.edges.map((e, i) => {
+      const at = `verdict.edges[${i}]`;
+      const src = roles[index(e.src, n, `${at}.src`)];
+      const dst = roles[index(e.dst, n, `${at}.dst`)];
+      return {
+        srcId: src.id, dstId: dst.id, src: src.label, dst: dst.label, kind: enumValue(EDGE_KIND_OF, e.kind, `${at}.kind`),
+        observedBytes: safe(e.observedBytes, `${at}.observed_bytes`), expectedBytes: safe(e.expectedBytes, `${at}.expected_bytes`), error: finite(e.error, `${at}.error`),
+      };
+    }),
+  };
 }
 
 function readRole(r: pb.Role, i: number, limits: WireLimits): WireRole {
@@ -404,6 +477,7 @@ export function validateHello(msg: pb.Hello, limits: WireLimits = DEFAULT_WIRE_L
       protocolVersion: msg.protocolVersion,
       windowMs: msg.windowMs,
       collector: text(msg.collector, 'collector', limits, false),
+      modelVersion: text(msg.modelVersion, 'model_version', limits, false),
     };
     if (!SUPPORTED_PROTOCOL_VERSIONS.includes(hello.protocolVersion))
       throw new Invalid('protocol_version', `${hello.protocolVersion} is not supported (supported: ${SUPPORTED_PROTOCOL_VERSIONS.join(', ')})`);

@@ -257,7 +257,7 @@ export class DetectionStore {
    * whose windows reach within `gap` quiet windows of this one, else a new one. A window
    * scored again (a late partial re-merged it) updates its alert and keeps its id and label.
    */
-  recordAlert(a: AlertIn, gap = 1): { alert: AlertRow; newIncident: boolean } {
+  recordAlert(a: AlertIn, gap = 1): { alert: AlertRow; newIncident: boolean; created: boolean } {
     return this.db.transaction(() => {
       const reach = (gap + 1) * a.windowMs;
       const existing = this.db.prepare('SELECT * FROM alerts WHERE app = ? AND source = ? AND window_start = ?').get(a.app, a.source, a.windowStart) as AlertSql | undefined;
@@ -268,7 +268,7 @@ export class DetectionStore {
           .prepare('UPDATE alerts SET model_id = ?, score = ?, threshold = ?, anomalous = ?, new_edges = ?, severity = ?, explanation = ? WHERE id = ?')
           .run(a.modelId, a.score, a.threshold, a.anomalous ? 1 : 0, newEdges, a.severity, explanation, existing.id);
         this.db.prepare('UPDATE incidents SET max_score = max(max_score, ?), new_edges = max(new_edges, ?) WHERE id = ?').run(a.score, newEdges, existing.incident_id);
-        return { alert: this.alert(existing.id)!, newIncident: false };
+        return { alert: this.alert(existing.id)!, newIncident: false, created: false };
       }
       const near = this.db
         .prepare('SELECT id FROM incidents WHERE app = ? AND source = ? AND last_window >= ? AND first_window <= ? ORDER BY last_window DESC LIMIT 1')
@@ -296,7 +296,7 @@ export class DetectionStore {
           )
           .run(a.app, a.windowStart, a.windowMs, a.source, a.modelId, a.score, a.threshold, a.anomalous ? 1 : 0, newEdges, a.severity, explanation, incidentId, this.now()).lastInsertRowid,
       );
-      return { alert: this.alert(id)!, newIncident: !near };
+      return { alert: this.alert(id)!, newIncident: !near, created: true };
     })();
   }
 
