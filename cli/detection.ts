@@ -4,6 +4,7 @@
  * aggregator notices a newly active model at its next window and pushes it to the agents.
  */
 import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { trainFromStore } from '../aggregator/model/trainer.js';
 import { DetectionStore, type AlertRow, type ModelRow } from '../aggregator/store/detection.js';
@@ -22,6 +23,12 @@ function progressPrinter(log: Logger): (p: { model: string; epoch: number; epoch
       log.info({ model: p.model, epoch: p.epoch + 1, loss: p.loss, valLoss: p.valLoss }, 'training');
     }
   };
+}
+
+/** A store that must already exist: these commands work on an aggregator's file, never create one. */
+function openExisting(db: string) {
+  if (!existsSync(db)) throw new CliError(`${db}: no such file (give the aggregator's --db file)`);
+  return openStore(db);
 }
 
 function num(text: string, what: string, check: (n: number) => boolean, expect: string): number {
@@ -65,21 +72,23 @@ export function addDetectionCommands(program: Command, log: Logger): void {
     .option('--min-windows <n>', 'refuse to train on fewer windows', '20')
     .option('--no-host-models', 'do not train the per-host models pushed to agents')
     .action(async (o) => {
-      const store = openStore(o.db);
+      // every option checked before the file is touched
+      const request = {
+        app: o.app as string,
+        from: o.from === undefined ? undefined : parseTime(o.from),
+        to: o.to === undefined ? undefined : parseTime(o.to),
+        kind: o.model,
+        targetFpr: num(o.targetFpr, '--target-fpr', (n) => n > 0 && n < 1, 'a rate between 0 and 1'),
+        seed: num(o.seed, '--seed', Number.isInteger, 'an integer'),
+        epochs: num(o.epochs, '--epochs', (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+        minWindows: num(o.minWindows, '--min-windows', (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
+        hostModels: o.hostModels as boolean,
+        onProgress: progressPrinter(log),
+      };
+      const store = openExisting(o.db);
       try {
         const det = new DetectionStore(store.connection);
-        const out = await trainFromStore(store, det, {
-          app: o.app,
-          from: o.from === undefined ? undefined : parseTime(o.from),
-          to: o.to === undefined ? undefined : parseTime(o.to),
-          kind: o.model,
-          targetFpr: num(o.targetFpr, '--target-fpr', (n) => n > 0 && n < 1, 'a rate between 0 and 1'),
-          seed: num(o.seed, '--seed', Number.isInteger, 'an integer'),
-          epochs: num(o.epochs, '--epochs', (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
-          minWindows: num(o.minWindows, '--min-windows', (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
-          hostModels: o.hostModels,
-          onProgress: progressPrinter(log),
-        });
+        const out = await trainFromStore(store, det, request);
         if (process.stderr.isTTY) process.stderr.write('\n');
         process.stdout.write(`${modelLine(out.app)}\n${out.hosts.map((h) => modelLine(h) + '\n').join('')}`);
       } catch (e) {
@@ -134,7 +143,7 @@ export function addDetectionCommands(program: Command, log: Logger): void {
     .action((alert: string, o) => {
       if (Boolean(o.benign) === Boolean(o.malicious)) throw new CliError('label: give exactly one of --benign, --malicious');
       const id = num(alert, 'alert', (n) => Number.isInteger(n) && n > 0, 'an alert id');
-      const store = openStore(o.db);
+      const store = openExisting(o.db);
       try {
         const a = new DetectionStore(store.connection).label(id, o.benign ? 'benign' : 'malicious');
         process.stdout.write(`alert ${a.id} labelled ${a.label}${a.label === 'benign' && a.explanation.newEdges.length ? `; ${a.explanation.newEdges.length} edge(s) accepted for the next training` : ''}\n`);
@@ -172,7 +181,7 @@ export function addDetectionCommands(program: Command, log: Logger): void {
     .requiredOption('--db <file>', 'SQLite file')
     .action((idText: string, o) => {
       const id = num(idText, 'model', (n) => Number.isInteger(n) && n > 0, 'a model id');
-      const store = openStore(o.db);
+      const store = openExisting(o.db);
       try {
         const m = new DetectionStore(store.connection).activate(id);
         process.stdout.write(`model ${m.id} (${m.app}${m.scope ? '@' + m.scope : ''}) is active\n`);

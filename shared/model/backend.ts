@@ -38,6 +38,8 @@ async function tryWasm(): Promise<boolean> {
 }
 
 async function choose(): Promise<BackendName> {
+  // production mode: no debug checks, and no console banner urging tfjs-node on users who cannot install it
+  tf.env().set('PROD', true);
   const forced = process.env.DISTAPPGUARD_TF_BACKEND;
   if (forced && !['tensorflow', 'wasm', 'cpu'].includes(forced)) {
     throw new Error(`DISTAPPGUARD_TF_BACKEND: "${forced}" is not one of tensorflow, wasm, cpu`);
