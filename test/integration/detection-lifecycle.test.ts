@@ -16,6 +16,8 @@ import { Store } from '../../aggregator/store/store.js';
 import type { Edge, MergedWindow } from '../../shared/graph.js';
 import { createLogger } from '../../shared/log.js';
 import { generate, type Template } from '../../bench/load-windows.js';
+import { decodeArtifact } from '../../shared/model/artifact.js';
+import { Detector } from '../../shared/model/detector.js';
 
 const W = 1000;
 const T0 = 1_800_000_000_000;
@@ -145,4 +147,46 @@ describe('detection life cycle', () => {
     expect(det.listModels().length).toBe(models);
     await svc.close();
   }, 60_000);
+
+  it('learning mode trains by itself after N windows, the schedule retrains, and a window of another application is refused', async () => {
+    let now = T0 + 1_000_000;
+    const log = createLogger({ level: 'silent' });
+    const models: number[] = [];
+    const svc = new DetectionService({ store, log, learnAfter: 40, retrainEveryMs: 3_600_000, train: { seed: 2, epochs: 20 }, now: () => now, onModel: (_a, m) => models.push(m.id) });
+    const windows = generate(template, 45, T0, W, { seed: 8 });
+    for (const w of windows.slice(0, 39)) {
+      store.saveMergedWindow(merged(w), 'closed');
+      svc.onWindow(merged(w));
+    }
+    await svc.idle();
+    expect(svc.det.listModels()).toHaveLength(0);
+    store.saveMergedWindow(merged(windows[39]), 'closed');
+    svc.onWindow(merged(windows[39]));
+    await svc.idle();
+    const first = await svc.train('epc'); // joins the training the 40th window started
+    expect(svc.det.listModels().map((m) => m.id)).toEqual([first]);
+    svc.onWindow(merged(windows[40]));
+    await svc.idle();
+    expect(models).toEqual([first]);
+    expect(svc.det.scores('epc', first)).toHaveLength(1);
+    // an hour later the model is due: the next window starts a retraining
+    now += 3_600_000;
+    for (const w of windows.slice(41, 43)) {
+      store.saveMergedWindow(merged(w), 'closed');
+      svc.onWindow(merged(w));
+    }
+    await svc.idle();
+    const second = await svc.train('epc');
+    expect(second).toBeGreaterThan(first);
+    svc.onWindow(merged(windows[43]));
+    await svc.idle();
+    expect(models).toEqual([first, second]);
+    // trained on every window stored by then except those the first model alerted on
+    expect(svc.det.activeModel('epc')!.windows).toBe(43 - svc.det.listAlerts({ app: 'epc' }).length);
+
+    const detector = await Detector.load(decodeArtifact(svc.det.activeModel('epc')!.body));
+    expect(() => svc.score(detector, { ...merged(windows[44]), app: 'shop' })).toThrow(/window of application shop given to the model of epc/);
+    detector.dispose();
+    await svc.close();
+  }, 120_000);
 });
