@@ -80,7 +80,7 @@ function installed(name: string): boolean {
 
 async function parent(): Promise<void> {
   const backends = env('BENCH_DETECT_BACKENDS', [installed('@tensorflow/tfjs-node') ? 'tensorflow' : '', 'wasm', 'cpu'].filter(Boolean).join(',')).split(',');
-  const sizes = env('BENCH_DETECT_SIZES', '100,1000,10000').split(',').map(Number);
+  const sizes = env('BENCH_DETECT_SIZES', '100,1000,10000').split(',').filter(Boolean).map(Number);
   const self = fileURLToPath(import.meta.url);
   const run = (backend: string, args: string[]) => {
     const out = execFileSync(process.execPath, [self, 'child', ...args], { env: { ...process.env, DISTAPPGUARD_TF_BACKEND: backend }, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
@@ -96,7 +96,7 @@ async function parent(): Promise<void> {
         const r = run(b, ['score', kind, String(edges)]);
         console.log(`| ${r.backend} | ${kind} | ${edges} | ${r.params} | ${(r.p50 as number).toFixed(3)} | ${(r.p99 as number).toFixed(3)} | ${(r.mean as number).toFixed(3)} | ${r.rssMiB} |`);
       }
-  console.log(`\n## Training (${env('BENCH_DETECT_TRAIN_WINDOWS', '5000')} windows × ${env('BENCH_DETECT_TRAIN_EDGES', '1000')} edges, early stopping, batch 32)\n`);
+  console.log(`\n## Training (${env('BENCH_DETECT_TRAIN_WINDOWS', '5000')} windows × ${env('BENCH_DETECT_TRAIN_EDGES', '1000')} edges, early stopping (patience 8, min. improvement 0.2 %), batch ≈ train windows / 50)\n`);
   console.log('| backend | model | parameters | epochs (best) | seconds | s/epoch | held-out loss | peak RSS MiB |');
   console.log('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const b of backends)

@@ -99,9 +99,10 @@ export async function trainModel(windows: readonly TrainingWindow[], o: TrainOpt
     const epochs = o.epochs ?? 200;
     const fit = ae.fit(xTrain, split.train.length, xVal, split.validation.length, {
       epochs,
-      batchSize: o.batchSize ?? 32,
+      // ~50 steps an epoch: small sets still get many updates, large ones do not crawl
+      batchSize: o.batchSize ?? Math.min(128, Math.max(16, Math.round(split.train.length / 50))),
       learningRate: o.learningRate ?? 2e-3,
-      patience: o.patience ?? 10,
+      patience: o.patience ?? 8,
       seed,
       onEpoch: o.onEpoch ? (e) => o.onEpoch!({ ...e, epochs }) : undefined,
     });

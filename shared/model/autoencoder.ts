@@ -36,6 +36,8 @@ export interface FitOptions {
   learningRate: number;
   /** epochs without improvement of the held-out loss before stopping */
   patience: number;
+  /** an improvement smaller than this fraction of the best held-out loss does not count (default 0.002) */
+  minDelta?: number;
   seed: number;
   onEpoch?: (e: EpochReport) => void;
 }
@@ -186,7 +188,7 @@ export class Autoencoder {
         const loss = sum / nTrain;
         const valLoss = this.meanLoss(xVal);
         history.push({ loss, valLoss });
-        const improved = valLoss < best.valLoss - 1e-7;
+        const improved = valLoss < best.valLoss * (1 - (o.minDelta ?? 0.002)) - 1e-9;
         if (improved) best = { epoch, valLoss, weights: this.weights() };
         o.onEpoch?.({ epoch, loss, valLoss, best: improved });
         if (epoch - best.epoch >= o.patience) break;

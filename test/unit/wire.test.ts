@@ -293,7 +293,7 @@ describe('wire: hello', () => {
 
   it('accepts a normal hello and returns it as plain values', () => {
     const bin = toBinary(pb.HelloSchema, wire({}));
-    expect(validateHello(fromBinary(pb.HelloSchema, bin))).toEqual({ ok: true, value: HELLO });
+    expect(validateHello(fromBinary(pb.HelloSchema, bin))).toEqual({ ok: true, value: { ...HELLO, modelVersion: '' } });
     expect(validateHello(wire({ host: 'hôte-été 1', agentVersion: '', collector: '' })).ok).toBe(true);
   });
 
@@ -314,5 +314,40 @@ describe('wire: hello', () => {
   ];
   it.each(cases)('refuses: %s', (_what, h, message) => {
     expect(errorOf(validateHello(wire(h)))).toBe(message);
+  });
+});
+
+describe('wire: the agent verdict inside a window', () => {
+  const HELLO1: HelloInfo = { agentId: 'a', host: 'h', app: 'x', agentVersion: '', protocolVersion: 1, windowMs: 1000, collector: '' };
+  const id = (n: number) => n.toString(16).padStart(16, '0');
+  const edge = { srcId: id(1), dstId: id(2), src: 'mme/ITTI 3', dst: 'net:tcp/private:3868', kind: 'net' as const, bytes: 100, count: 2 };
+  const plain = {
+    app: 'x', host: 'h', windowStart: 5000, windowMs: 1000, edges: [edge], flows: [], stats: { events: 1, unknownFdCalls: 0, unknownFdBytes: 0, lateEvents: 0 },
+    verdict: {
+      modelVersion: '7', score: 3.5, threshold: 1.2, anomalous: true,
+      newEdges: [{ srcId: id(1), dstId: id(9), src: 'mme/ITTI 3', dst: 'net:tcp/public:4444', kind: 'net' as const, bytes: 777, count: 1 }],
+      groups: [{ name: 'mme', error: 0.5, ratio: 3.5 }],
+      // an edge the model expected but this window lacks: its roles travel too
+      edges: [{ srcId: id(3), dstId: id(4), src: 'file:/var/lib/mme/db', dst: 'mme/ITTI 3', kind: 'file' as const, observedBytes: 0, expectedBytes: 4096, error: 2.5 }],
+    },
+  };
+
+  it('round-trips, with the roles the explanation names added to the table', () => {
+    const msg = fromBinary(pb.PartialWindowSchema, toBinary(pb.PartialWindowSchema, toWireWindow(plain, 3)));
+    const r = fromWireWindow(msg, HELLO1);
+    if (!r.ok) throw new Error(r.error.message);
+    expect(r.value.window.verdict).toEqual(plain.verdict);
+    expect(r.value.window.edges).toEqual([edge]);
+  });
+
+  it('refuses a verdict with a non-finite score or a bad role index', () => {
+    const msg = toWireWindow(plain, 3);
+    msg.verdict!.score = Number.NaN;
+    const r1 = fromWireWindow(msg, HELLO1);
+    expect(!r1.ok && r1.error.message).toMatch(/verdict.score: NaN is not a finite number/);
+    const msg2 = toWireWindow(plain, 3);
+    msg2.verdict!.edges[0].src = 99;
+    const r2 = fromWireWindow(msg2, HELLO1);
+    expect(!r2.ok && r2.error.message).toMatch(/verdict.edges\[0\].src: role index 99 out of range/);
   });
 });
