@@ -19,6 +19,7 @@ import { windowJson, windowTable } from './format.js';
 import { buildWorkload } from './workload.js';
 import { CliError, addDistributedCommands } from './distributed.js';
 import { addDetectionCommands } from './detection.js';
+import { addEvalCommand } from './eval.js';
 import { distributedDemo } from './demo.js';
 
 const VERSION = '0.1.0';
@@ -230,6 +231,7 @@ export function buildProgram(log: Logger): Command {
 
   addDistributedCommands(program, log, VERSION);
   addDetectionCommands(program, log);
+  addEvalCommand(program, log);
   return program;
 }
 
