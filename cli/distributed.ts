@@ -22,7 +22,7 @@ import { parseDuration, formatDuration } from '../shared/duration.js';
 import { onStopSignal } from '../shared/signals.js';
 import { PROTOCOL_VERSION } from '../shared/wire.js';
 import type { TlsFiles } from '../shared/tls.js';
-import type { MergedWindow } from '../shared/graph.js';
+import { graphDot } from '../shared/graph-dot.js';
 
 export class CliError extends Error {}
 
@@ -64,23 +64,6 @@ export function parseTime(text: string): number {
   return n;
 }
 
-export function graphDot(w: MergedWindow): string {
-  const q = (s: string) => JSON.stringify(s);
-  const lines = [`digraph msdeg {`, `  label=${q(`${w.app} ${new Date(w.windowStart).toISOString()} +${formatDuration(w.windowMs)}`)};`, '  rankdir=LR;'];
-  const shapes: Record<string, string> = { file: 'note', mem: 'component', ext: 'doubleoctagon', net: 'diamond', ipc: 'cds' };
-  const nodes = new Map<string, string>();
-  for (const e of w.edges) {
-    nodes.set(e.srcId, e.src);
-    nodes.set(e.dstId, e.dst);
-  }
-  for (const [id, label] of nodes) {
-    const kind = /^(file|mem|ext|net|ipc):/.exec(label)?.[1];
-    lines.push(`  "${id}" [label=${q(label)}, shape=${kind ? shapes[kind] : 'box'}];`);
-  }
-  for (const e of w.edges) lines.push(`  "${e.srcId}" -> "${e.dstId}" [label=${q(`${e.kind} ${e.bytes} B / ${e.count}`)}];`);
-  lines.push('}');
-  return lines.join('\n') + '\n';
-}
 
 export function addDistributedCommands(program: Command, log: Logger, version: string): void {
   addTls(

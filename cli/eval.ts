@@ -29,6 +29,7 @@ export function addEvalCommand(program: Command, log: Logger): void {
       const methods = allMethods().filter((m) => !o.methods || String(o.methods).split(',').includes(m.name));
       if (methods.length === 0) throw new CliError(`--methods: none of '${o.methods}' is a method (${allMethods().map((m) => m.name).join(', ')})`);
       const results: DatasetResult[] = [];
+      const windowsOf = new Map<string, Dataset>();
       for (const windowMs of windows) {
         log.info({ dataset, window: `${windowMs / 1000}s` }, 'replaying the recordings');
         let ds: Dataset;
@@ -37,6 +38,7 @@ export function addEvalCommand(program: Command, log: Logger): void {
         } catch (e) {
           throw new CliError((e as Error).message);
         }
+        windowsOf.set(`${ds.name}/${windowMs}`, ds);
         const r: DatasetResult = { dataset: ds.name, windowMs, trainWindows: ds.train.length, testWindows: ds.test.length, runs: ds.runs, methods: [] };
         for (const m of methods) {
           log.info({ method: m.name, window: `${windowMs / 1000}s` }, 'training and scoring');
@@ -45,7 +47,9 @@ export function addEvalCommand(program: Command, log: Logger): void {
         process.stdout.write(tableMarkdown(r) + '\n');
         results.push(r);
       }
-      const { files } = await writeReport(o.out, `DistAppGuard evaluation: ${dataset}`, results);
+      const { files } = await writeReport(o.out, `DistAppGuard evaluation: ${dataset}`, results, (name, windowMs, start) =>
+        windowsOf.get(`${name}/${windowMs}`)?.test.find((w) => w.windowStart === start)?.merged,
+      );
       log.info({ out: o.out, files: files.length }, 'report written (report.html, results.md, results.json, SVG plots)');
     });
 }

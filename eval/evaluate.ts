@@ -4,7 +4,7 @@
  * window, timing each → metrics against the attack runs.
  */
 import { trainModel, TrainingError } from '../aggregator/model/train.js';
-import { Detector } from '../shared/model/detector.js';
+import { Detector, type Verdict } from '../shared/model/detector.js';
 import type { Method } from './methods.js';
 import { evaluate, rocCurve, isAttack, type AttackRun, type Metrics, type ScoredWindow } from './metrics.js';
 import type { EvalWindow } from './replay.js';
@@ -32,6 +32,8 @@ export interface MethodResult {
   metrics?: Metrics;
   roc?: { fpr: number; tpr: number }[];
   scores?: (ScoredWindow & { attack: boolean; newEdges: number })[];
+  /** the highest-scoring attack window (else the highest of all) with what explains it: for the graph picture */
+  top?: { windowStart: number; score: number; attack: boolean; explanation: Pick<Verdict, 'groups' | 'edges' | 'newEdges'> };
 }
 
 export interface EvalOptions {
@@ -63,13 +65,18 @@ export async function evaluateMethod(m: Method, ds: Dataset, o: EvalOptions = {}
   o.onProgress?.(`${ds.name} ${m.name} ${ds.windowMs / 1000}s: trained in ${trainSeconds.toFixed(1)} s, scoring ${ds.test.length} windows`);
   const threshold = det.artifact.calibration.threshold;
   const times: number[] = [];
+  let top: MethodResult['top'];
   const scores = ds.test.map((w) => {
     const s = performance.now();
     const v = det.scoreOne(m.features(w));
     times.push(performance.now() - s);
     const score = v.newEdges.length > 0 ? Math.max(v.score, threshold * NEW_FEATURE_FACTOR) : v.score;
     const win = { start: w.windowStart, end: w.windowStart + w.windowMs };
-    return { ...win, score, attack: isAttack(win, ds.runs), newEdges: v.newEdges.length };
+    const attack = isAttack(win, ds.runs);
+    if (!top || (attack && !top.attack) || (attack === top.attack && score > top.score)) {
+      top = { windowStart: w.windowStart, score, attack, explanation: { groups: v.groups, edges: v.edges, newEdges: v.newEdges } };
+    }
+    return { ...win, score, attack, newEdges: v.newEdges.length };
   });
   det.dispose();
   const sorted = [...times].sort((a, b) => a - b);
@@ -83,5 +90,6 @@ export async function evaluateMethod(m: Method, ds: Dataset, o: EvalOptions = {}
     metrics: evaluate(scores, threshold, ds.runs),
     roc: rocCurve(scores.map((s) => s.score), scores.map((s) => s.attack)),
     scores,
+    top,
   };
 }

@@ -7,6 +7,9 @@ import { join } from 'node:path';
 import type { MethodResult } from './evaluate.js';
 import type { AttackRun } from './metrics.js';
 import { rocSpec, timelineSpec, toSvg } from './plots.js';
+import type { MergedWindow } from '../shared/graph.js';
+import { graphDot } from '../shared/graph-dot.js';
+import { dotToSvg } from '../shared/graph-svg.js';
 
 export interface DatasetResult {
   dataset: string;
@@ -45,7 +48,10 @@ export function tableMarkdown(d: DatasetResult): string {
 
 const slug = (s: string) => s.replace(/[^a-z0-9]+/gi, '-').toLowerCase();
 
-export async function writeReport(dir: string, title: string, results: readonly DatasetResult[]): Promise<{ files: string[] }> {
+/** The merged window a method's top alert was on, for the graph picture (the caller knows its datasets). */
+export type WindowLookup = (dataset: string, windowMs: number, windowStart: number) => MergedWindow | undefined;
+
+export async function writeReport(dir: string, title: string, results: readonly DatasetResult[], lookup?: WindowLookup): Promise<{ files: string[] }> {
   mkdirSync(dir, { recursive: true });
   const files: string[] = [];
   const put = (name: string, text: string) => {
@@ -70,6 +76,14 @@ export async function writeReport(dir: string, title: string, results: readonly 
         put(`timeline-${key}-${slug(m.method)}.svg`, t);
         svgs.push(t);
       }
+    }
+    const dag = ok.find((m) => m.method === 'distappguard');
+    const w = dag?.top && lookup?.(d.dataset, d.windowMs, dag.top.windowStart);
+    if (dag?.top && w) {
+      const x = dag.top.explanation;
+      const svg = await dotToSvg(graphDot(w, { explained: x.edges.slice(0, 5), newEdges: x.newEdges, groups: x.groups.slice(0, 1).map((g) => g.name) }));
+      put(`graph-${key}-top-alert.svg`, svg);
+      svgs.push(`<h3>MSDEG of the top-scoring ${dag.top.attack ? 'attack' : ''} window (${new Date(dag.top.windowStart).toISOString()}, score ${dag.top.score.toFixed(2)}): explaining edges in red, observed vs expected bytes</h3>${svg.replace(/^<\?xml[^>]*>\s*<!DOCTYPE[^>]*>/, '')}`);
     }
     sections.push(`<section><pre>${escapeHtml(tableMarkdown(d))}</pre>${svgs.join('\n')}</section>`);
   }
