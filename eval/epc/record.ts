@@ -1,0 +1,97 @@
+/**
+ * Record once: one live run of the LTE core testbed across namespace hosts, every component
+ * traced by DistAppGuard's own capture (strace collector) keeping its raw trace — a normal
+ * stretch for training, then a test stretch where the paper's attacks alternate with normal
+ * traffic. The recording (raw traces, labels, run.json) is then evaluated any number of times,
+ * for every method and window length, by replay (eval/epc/dataset.ts).
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { makeHosts, netnsUnavailable } from '../../cli/netns.js';
+import { projectRoot } from '../../shared/project-root.js';
+import { killAllEpc, startEpc, type AttackKind, type AttackLabel, type AttackSpec, type EpcComponent } from './testbed.js';
+
+export interface RecordOptions {
+  dir: string;
+  /** normal traffic before the first attack (training) */
+  trainMs: number;
+  /** each attack's length, and the normal traffic between and after attacks */
+  attackMs: number;
+  gapMs: number;
+  attacks?: AttackKind[];
+  /** each attack this many times */
+  rounds?: number;
+  seed?: number;
+  log?: Logger;
+}
+
+export interface Recording {
+  dir: string;
+  t0: number;
+  /** windows starting before this are the training stretch */
+  testStart: number;
+  end: number;
+  seed: number;
+  traces: { component: EpcComponent; host: string; file: string }[];
+  labels: AttackLabel[];
+}
+
+export function readRecording(dir: string): Recording {
+  const f = join(dir, 'run.json');
+  if (!existsSync(f)) throw new Error(`${dir}: no recording here (run.json missing)`);
+  return JSON.parse(readFileSync(f, 'utf8')) as Recording;
+}
+
+/** The attack schedule: after the training stretch, each attack in turn with normal gaps between. */
+export function schedule(o: Pick<RecordOptions, 'trainMs' | 'attackMs' | 'gapMs' | 'attacks' | 'rounds'>): { attacks: AttackSpec[]; durationMs: number } {
+  const kinds = o.attacks ?? (['sgw-ip-modification', 'false-ddn', 'purge-context'] as AttackKind[]);
+  const attacks: AttackSpec[] = [];
+  let t = o.trainMs + o.gapMs;
+  for (let r = 0; r < (o.rounds ?? 1); r++) {
+    for (const kind of kinds) {
+      attacks.push({ kind, startMs: t, endMs: t + o.attackMs });
+      t += o.attackMs + o.gapMs;
+    }
+  }
+  return { attacks, durationMs: t };
+}
+
+export async function recordEpc(o: RecordOptions): Promise<Recording> {
+  const why = netnsUnavailable();
+  if (why) throw new Error(`recording the EPC testbed ${why}`);
+  mkdirSync(o.dir, { recursive: true });
+  const { attacks, durationMs } = schedule(o);
+  const main = join(projectRoot(), 'dist', 'cli', 'main.js');
+  const net = makeHosts(['h1', 'h2', 'h3']);
+  const [h1, h2, h3] = net.hosts;
+  const traces: Recording['traces'] = [];
+  try {
+    o.log?.info({ minutes: +(durationMs / 60_000).toFixed(1), attacks: attacks.length }, 'recording the EPC testbed: every component traced live with strace');
+    const tb = await startEpc({
+      hosts: { enb: h1, mme: h2, hss: h2, sgw: h3, pgw: h3 },
+      seed: o.seed ?? 1,
+      durationMs,
+      attacks,
+      labelsFile: join(o.dir, 'labels.jsonl'),
+      stateDir: join(o.dir, 'state'),
+      // a normal PGW relocation now and then: the purge-context attack imitates its signalling
+      pgw: { restartEveryMs: 90_000 },
+      wrap: (c, host, argv) => {
+        const file = join(o.dir, `${c}.strace`);
+        traces.push({ component: c, host: host.name, file });
+        return [process.execPath, main, 'capture', '--collector', 'strace', '--raw-out', file, '--out', join(o.dir, `${c}.windows.jsonl`),
+          '--window', '1s', '--app', 'epc', '--host', c, '--', ...argv];
+      },
+    });
+    const progress = setInterval(() => o.log?.info({ elapsedS: Math.round((Date.now() - tb.t0) / 1000), of: Math.round(durationMs / 1000) }, 'recording'), 30_000);
+    await tb.finished;
+    clearInterval(progress);
+    const rec: Recording = { dir: o.dir, t0: tb.t0, testStart: tb.t0 + o.trainMs, end: tb.t0 + durationMs, seed: tb.seed, traces, labels: tb.labels() };
+    writeFileSync(join(o.dir, 'run.json'), JSON.stringify(rec, null, 1));
+    return rec;
+  } finally {
+    killAllEpc();
+    net.cleanup();
+  }
+}
