@@ -7,8 +7,9 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { evaluateMethod, type Dataset } from '../eval/evaluate.js';
 import { lidDsDataset } from '../eval/lidds.js';
-import { epcDataset } from '../eval/epc/dataset.js';
-import { readRecording, recordEpc, type Recording } from '../eval/epc/record.js';
+import { recordEpc } from '../eval/epc/record.js';
+import { recordWebstack } from '../eval/webstack/record.js';
+import { readRecording, recordingDataset, type Recording } from '../eval/recording.js';
 import { existsSync } from 'node:fs';
 import { allMethods } from '../eval/methods.js';
 import { tableMarkdown, writeReport, type DatasetResult } from '../eval/report.js';
@@ -19,28 +20,29 @@ export function addEvalCommand(program: Command, log: Logger): void {
   program
     .command('eval')
     .description('evaluate DistAppGuard against the baselines on a dataset: results table, plots, HTML report')
-    .argument('<dataset>', 'epc or lid-ds')
+    .argument('<dataset>', 'epc, webstack or lid-ds')
     .option('--data <dir>', 'lid-ds: the LID-DS sample folder', resolve(projectRoot(), '..', 'shared', 'data', 'lid-ds-ctf-nginx'))
     .option('--window <list>', 'window lengths', '1s,5s,30s')
     .option('--methods <list>', 'methods to run (default: all)')
     .option('--target-fpr <rate>', 'false alarms per window each method is calibrated for', '0.0001')
     .option('--seed <n>', 'random seed', '1')
     .option('--out <dir>', 'where the report goes', 'distappguard-eval')
-    .option('--record <dir>', 'epc: the recording to evaluate; recorded first when it does not exist (default: OUT/epc-recording)')
-    .option('--train <duration>', 'epc recording: normal traffic before the first attack', '10m')
-    .option('--attack-duration <duration>', 'epc recording: length of each attack', '60s')
-    .option('--gap <duration>', 'epc recording: normal traffic between attacks', '60s')
-    .option('--rounds <n>', 'epc recording: each attack this many times', '2')
+    .option('--record <dir>', 'epc, webstack: the recording to evaluate; recorded first when it does not exist (default: OUT/DATASET-recording)')
+    .option('--train <duration>', 'recording: normal traffic before the first attack', '10m')
+    .option('--attack-duration <duration>', 'recording: length of each attack', '60s')
+    .option('--gap <duration>', 'recording: normal traffic between attacks', '60s')
+    .option('--rounds <n>', 'recording: each attack this many times', '2')
     .action(async (dataset: string, o) => {
-      if (dataset !== 'lid-ds' && dataset !== 'epc') throw new CliError(`eval: unknown dataset '${dataset}' (known: epc, lid-ds)`);
+      if (!['lid-ds', 'epc', 'webstack'].includes(dataset)) throw new CliError(`eval: unknown dataset '${dataset}' (known: epc, webstack, lid-ds)`);
       let recording: Recording | undefined;
-      if (dataset === 'epc') {
-        const dir = o.record ?? join(o.out, 'epc-recording');
+      if (dataset !== 'lid-ds') {
+        const dir = o.record ?? join(o.out, `${dataset}-recording`);
         if (existsSync(join(dir, 'run.json'))) recording = readRecording(dir);
         else {
           const rounds = Number(o.rounds);
           if (!Number.isInteger(rounds) || rounds < 1) throw new CliError(`--rounds '${o.rounds}': a whole number ≥ 1`);
-          recording = await recordEpc({ dir, trainMs: dur(o.train, '--train'), attackMs: dur(o.attackDuration, '--attack-duration'), gapMs: dur(o.gap, '--gap'), rounds, seed: Number(o.seed), log }).catch((e: Error) => {
+          const r = { dir, trainMs: dur(o.train, '--train'), attackMs: dur(o.attackDuration, '--attack-duration'), gapMs: dur(o.gap, '--gap'), rounds, seed: Number(o.seed), log };
+          recording = await (dataset === 'epc' ? recordEpc(r) : recordWebstack(r)).catch((e: Error) => {
             throw new CliError(e.message);
           });
         }
@@ -55,7 +57,9 @@ export function addEvalCommand(program: Command, log: Logger): void {
         log.info({ dataset, window: `${windowMs / 1000}s` }, 'replaying the recordings');
         let ds: Dataset;
         try {
-          ds = recording ? await epcDataset(recording, windowMs, log) : await lidDsDataset(o.data, windowMs, log);
+          ds = recording
+            ? await recordingDataset(recording, dataset === 'epc' ? 'LTE core (EPC testbed)' : 'web stack (nginx, app, redis, postgresql)', windowMs, log)
+            : await lidDsDataset(o.data, windowMs, log);
         } catch (e) {
           throw new CliError((e as Error).message);
         }

@@ -5,12 +5,13 @@
  * traffic. The recording (raw traces, labels, run.json) is then evaluated any number of times,
  * for every method and window length, by replay (eval/epc/dataset.ts).
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { makeHosts, netnsUnavailable } from '../../cli/netns.js';
 import { projectRoot } from '../../shared/project-root.js';
-import { killAllEpc, startEpc, type AttackKind, type AttackLabel, type AttackSpec, type EpcComponent } from './testbed.js';
+import { captureWrap, schedule, type Recording } from '../recording.js';
+import { killAllEpc, startEpc, type AttackKind } from './testbed.js';
 
 export interface RecordOptions {
   dir: string;
@@ -26,42 +27,16 @@ export interface RecordOptions {
   log?: Logger;
 }
 
-export interface Recording {
-  dir: string;
-  t0: number;
-  /** windows starting before this are the training stretch */
-  testStart: number;
-  end: number;
-  seed: number;
-  traces: { component: EpcComponent; host: string; file: string }[];
-  labels: AttackLabel[];
-}
-
-export function readRecording(dir: string): Recording {
-  const f = join(dir, 'run.json');
-  if (!existsSync(f)) throw new Error(`${dir}: no recording here (run.json missing)`);
-  return JSON.parse(readFileSync(f, 'utf8')) as Recording;
-}
-
-/** The attack schedule: after the training stretch, each attack in turn with normal gaps between. */
-export function schedule(o: Pick<RecordOptions, 'trainMs' | 'attackMs' | 'gapMs' | 'attacks' | 'rounds'>): { attacks: AttackSpec[]; durationMs: number } {
-  const kinds = o.attacks ?? (['sgw-ip-modification', 'false-ddn', 'purge-context'] as AttackKind[]);
-  const attacks: AttackSpec[] = [];
-  let t = o.trainMs + o.gapMs;
-  for (let r = 0; r < (o.rounds ?? 1); r++) {
-    for (const kind of kinds) {
-      attacks.push({ kind, startMs: t, endMs: t + o.attackMs });
-      t += o.attackMs + o.gapMs;
-    }
-  }
-  return { attacks, durationMs: t };
+/** The attack schedule of an EPC recording. */
+export function epcSchedule(o: Pick<RecordOptions, 'trainMs' | 'attackMs' | 'gapMs' | 'attacks' | 'rounds'>) {
+  return schedule({ ...o, attacks: o.attacks ?? (['sgw-ip-modification', 'false-ddn', 'purge-context'] as AttackKind[]) });
 }
 
 export async function recordEpc(o: RecordOptions): Promise<Recording> {
   const why = netnsUnavailable();
   if (why) throw new Error(`recording the EPC testbed ${why}`);
   mkdirSync(o.dir, { recursive: true });
-  const { attacks, durationMs } = schedule(o);
+  const { attacks, durationMs } = epcSchedule(o);
   const main = join(projectRoot(), 'dist', 'cli', 'main.js');
   const net = makeHosts(['h1', 'h2', 'h3']);
   const [h1, h2, h3] = net.hosts;
@@ -78,16 +53,14 @@ export async function recordEpc(o: RecordOptions): Promise<Recording> {
       // a normal PGW relocation now and then: the purge-context attack imitates its signalling
       pgw: { restartEveryMs: 90_000 },
       wrap: (c, host, argv) => {
-        const file = join(o.dir, `${c}.strace`);
-        traces.push({ component: c, host: host.name, file });
-        return [process.execPath, main, 'capture', '--collector', 'strace', '--raw-out', file, '--out', join(o.dir, `${c}.windows.jsonl`),
-          '--window', '1s', '--app', 'epc', '--host', c, '--', ...argv];
+        traces.push({ component: c, host: host.name, file: join(o.dir, `${c}.strace`) });
+        return captureWrap(main, o.dir, 'epc', c, argv);
       },
     });
     const progress = setInterval(() => o.log?.info({ elapsedS: Math.round((Date.now() - tb.t0) / 1000), of: Math.round(durationMs / 1000) }, 'recording'), 30_000);
     await tb.finished;
     clearInterval(progress);
-    const rec: Recording = { dir: o.dir, t0: tb.t0, testStart: tb.t0 + o.trainMs, end: tb.t0 + durationMs, seed: tb.seed, traces, labels: tb.labels() };
+    const rec: Recording = { dir: o.dir, testbed: 'epc', t0: tb.t0, testStart: tb.t0 + o.trainMs, end: tb.t0 + durationMs, seed: tb.seed, traces, labels: tb.labels() };
     writeFileSync(join(o.dir, 'run.json'), JSON.stringify(rec, null, 1));
     return rec;
   } finally {
