@@ -22,7 +22,10 @@ import { parseDuration, formatDuration } from '../shared/duration.js';
 import { onStopSignal } from '../shared/signals.js';
 import { PROTOCOL_VERSION } from '../shared/wire.js';
 import type { TlsFiles } from '../shared/tls.js';
-import { graphDot } from '../shared/graph-dot.js';
+import { graphDot, type DotHighlight } from '../shared/graph-dot.js';
+import { dotToSvg } from '../shared/graph-svg.js';
+import type { MergedWindow } from '../shared/graph.js';
+import { DetectionStore } from '../aggregator/store/detection.js';
 
 export class CliError extends Error {}
 
@@ -238,19 +241,35 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
 
   program
     .command('graph')
-    .description("one window's application-wide MSDEG")
+    .description("one window's application-wide MSDEG; with --alert, the alert's window with the edges that explain it highlighted")
     .requiredOption('--db <file>', 'SQLite file')
-    .requiredOption('--app <name>', 'application')
-    .requiredOption('--window <time>', 'window start: ISO 8601 or ms since the epoch (any time inside the window)')
-    .addOption(new Option('--format <f>', 'json or dot (Graphviz)').choices(['json', 'dot']).default('json'))
-    .action((o) => {
+    .option('--app <name>', 'application')
+    .option('--window <time>', 'window start: ISO 8601 or ms since the epoch (any time inside the window)')
+    .option('--alert <id>', "the window of this alert, its explanation drawn over it")
+    .addOption(new Option('--format <f>', 'json, dot (Graphviz) or svg').choices(['json', 'dot', 'svg']).default('json'))
+    .action(async (o) => {
+      if ((o.alert === undefined) === (o.app === undefined || o.window === undefined)) throw new CliError('graph: give --app and --window, or --alert');
       const store = openStore(o.db, true);
-      const t = parseTime(o.window);
-      const rows = store.listWindows({ app: o.app, from: t - 3_600_000, to: t + 1 });
-      const row = rows.filter((r) => r.windowStart <= t && t < r.windowStart + r.windowMs).pop();
-      const w = row ? store.windowGraph(o.app, row.windowStart) : undefined;
-      store.close();
-      if (!w) throw new CliError(`no window of app '${o.app}' holds ${new Date(t).toISOString()}`);
-      process.stdout.write(o.format === 'dot' ? graphDot(w) : JSON.stringify(w) + '\n');
-    });
-}
+      let w: MergedWindow | undefined;
+      let highlight: DotHighlight = {};
+      try {
+        if (o.alert !== undefined) {
+          const a = new DetectionStore(store.connection).alert(Number(o.alert));
+          if (!a) throw new CliError(`no alert ${o.alert}`);
+          w = store.windowGraph(a.app, a.windowStart);
+          if (!w) throw new CliError(`alert ${a.id}: its window (${new Date(a.windowStart).toISOString()}) is not in the store`);
+          highlight = { explained: a.explanation.edges.slice(0, 5), newEdges: a.explanation.newEdges, groups: a.explanation.groups.slice(0, 1).map((g) => g.name) };
+        } else {
+          const t = parseTime(o.window);
+          const rows = store.listWindows({ app: o.app, from: t - 3_600_000, to: t + 1 });
+          const row = rows.filter((r) => r.windowStart <= t && t < r.windowStart + r.windowMs).pop();
+          w = row ? store.windowGraph(o.app, row.windowStart) : undefined;
+          if (!w) throw new CliError(`no window of app '${o.app}' holds ${new Date(t).toISOString()}`);
+        }
+      } finally {
+        store.close();
+      }
+      if (o.format === 'json') process.stdout.write(JSON.stringify(w) + '\n');
+      else if (o.format === 'dot') process.stdout.write(graphDot(w, highlight));
+      else process.stdout.write(await dotToSvg(graphDot(w, highlight)));
+    });}

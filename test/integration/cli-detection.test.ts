@@ -78,6 +78,12 @@ describe.skipIf(!existsSync(MAIN))('detection commands', () => {
     expect(json[0].explanation.groups[0].name).toBeDefined();
     const inc = await cli(['alerts', '--db', db, '--incidents', '--json']);
     expect(inc.stdout.trim().split('\n').map((l) => JSON.parse(l))).toEqual([expect.objectContaining({ alerts: 2, start: T0 + 100 * W, end: T0 + 102 * W })]);
+    // the alert's window drawn with what explains it: the new edge dashed, explaining edges with expected bytes
+    const dot = await cli(['graph', '--db', db, '--alert', String(json[0].id), '--format', 'dot']);
+    expect(dot.stdout).toMatch(/NEW ipc|NEW net/);
+    expect(dot.stdout).toMatch(/expected \d+\)/);
+    const svg = await cli(['graph', '--db', db, '--alert', String(json[0].id), '--format', 'svg']);
+    expect(svg.stdout).toMatch(/<svg[\s\S]*ext:tcp\/public:443[\s\S]*<\/svg>/);
     const lab = await cli(['label', String(json[0].id), '--benign', '--db', db]);
     expect(lab.stdout).toMatch(/labelled benign; 1 edge\(s\) accepted/);
   }, 120_000);
@@ -90,6 +96,8 @@ describe.skipIf(!existsSync(MAIN))('detection commands', () => {
     [['label', '1', '--db', 'DB'], /exactly one of --benign, --malicious/],
     [['models', 'activate', '42', '--db', 'DB'], /no model 42/],
     [['alerts', '--db', join(dir, 'nope.db')], /no such file/],
+    [['graph', '--db', 'DB', '--alert', '777'], /no alert 777/],
+    [['graph', '--db', 'DB'], /give --app and --window, or --alert/],
     [['train', '--db', join(dir, 'nope.db'), '--app', 'shop'], /nope.db: no such file/],
   ])('refuses %j with one clear line', async (args, message) => {
     const r = await cli(args.map((a) => (a === 'DB' ? db : a)));
