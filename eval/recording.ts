@@ -31,7 +31,9 @@ export function readRecording(dir: string): Recording {
 /** A recording at one window length: whole windows only, training before testStart, the rest test. */
 export async function recordingDataset(rec: Recording, name: string, windowMs: number, log?: Logger): Promise<Dataset> {
   const app = rec.testbed ?? 'epc'; // recordings made before the field existed are EPC runs
-  const windows = await replayTraces(rec.traces.map((t) => ({ host: t.component, format: 'strace' as const, path: t.file })), app, windowMs, log);
+  // an attacker's own process is outside the application (recordings made before this rule traced the EPC's rogue gateway)
+  const traced = rec.traces.filter((t) => t.component !== 'rogueGw');
+  const windows = await replayTraces(traced.map((t) => ({ host: t.component, format: 'strace' as const, path: t.file })), app, windowMs, log);
   const inside = windows.filter((w) => w.windowStart >= rec.t0 && w.windowStart + windowMs <= rec.end);
   return {
     name,

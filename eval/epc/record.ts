@@ -53,6 +53,8 @@ export async function recordEpc(o: RecordOptions): Promise<Recording> {
       // a normal PGW relocation now and then: the purge-context attack imitates its signalling
       pgw: { restartEveryMs: 90_000 },
       wrap: (c, host, argv) => {
+        // the rogue gateway is the attacker's machine, outside the application: not traced
+        if (c === 'rogueGw') return argv;
         traces.push({ component: c, host: host.name, file: join(o.dir, `${c}.strace`) });
         return captureWrap(main, o.dir, 'epc', c, argv);
       },

@@ -128,6 +128,8 @@ export interface EpcOptions {
   binaries?: EpcBinaries;
   /** rewrite a component's command line, e.g. to run it under a tracing agent */
   wrap?: (component: EpcComponent, host: NsHost, argv: string[]) => string[];
+  /** how long each component may take to print its ready line (default 15000; a wrapper that traces with eBPF needs longer) */
+  readyTimeoutMs?: number;
   runId?: string;
 }
 
@@ -346,7 +348,8 @@ export async function startEpc(o: EpcOptions): Promise<EpcTestbed> {
       argv[c] = o.wrap ? o.wrap(c, host, a) : a;
       const p = launch(c, host, argv[c]!);
       procs[c] = p;
-      await Promise.race([p.ready, sleep(15_000).then(() => Promise.reject(new Error(`${c} not ready after 15 s: ${p.err.slice(-2000)}`)))]);
+      const readyMs = o.readyTimeoutMs ?? 15_000;
+      await Promise.race([p.ready, sleep(readyMs).then(() => Promise.reject(new Error(`${c} not ready after ${readyMs / 1000} s: ${p.err.slice(-2000)}`)))]);
     }
   } catch (e) {
     for (const p of all()) if (p.child.pid) try { process.kill(-p.child.pid, 'SIGKILL'); } catch { /* gone */ }
