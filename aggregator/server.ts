@@ -279,7 +279,14 @@ export class AggregatorServer {
             if (err) return this.refuse(call, grpc.status.UNAVAILABLE, `could not commit window ${seq}: ${err.message}`, { agent: h.agentId });
             // commits are in order per agent: an ack covers every seq up to it
             if (seq > acked) acked = seq;
-            if (verdict) this.o.onLocalVerdict?.(h, { windowStart, windowMs }, verdict);
+            if (verdict) {
+              try {
+                this.o.onLocalVerdict?.(h, { windowStart, windowMs }, verdict);
+              } catch (e) {
+                // the window is committed and acked whatever happens to its alert
+                this.o.log.error({ agent: h.agentId, window: new Date(windowStart).toISOString(), err: (e as Error).message }, 'could not record the agent\'s alert');
+              }
+            }
             if (!call.writableEnded && !call.destroyed) call.write(create(AggregatorMessageSchema, { body: { case: 'ack', value: { seq: BigInt(acked) } } }));
           },
         );

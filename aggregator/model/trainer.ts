@@ -88,6 +88,6 @@ export async function trainFromStore(store: Store, det: DetectionStore, r: Train
       det.saveModel(h, hb, sha256Hex(hb), { activate: true, parent: appId });
     }
     return appId;
-  })();
+  }).immediate();
   return { app: det.model(saved)!, hosts: det.hostModels(saved) };
 }

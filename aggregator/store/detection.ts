@@ -1,7 +1,9 @@
 /**
  * The detection tables (schema-detection.ts): models with their versions and the active one,
  * window scores, alerts grouped into incidents, labels and accepted edges. Shares the store's
- * connection; every multi-row change is one transaction.
+ * connection; every multi-row change is one IMMEDIATE transaction: it takes the write lock
+ * before reading, so a concurrent writer (the merge worker's connection) makes it wait (busy
+ * timeout) instead of failing with SQLITE_BUSY when a read would have to upgrade.
  */
 import type Database from 'better-sqlite3';
 import type { Edge, EdgeKind } from '../../shared/graph.js';
@@ -186,7 +188,7 @@ export class DetectionStore {
           a.features.features.length, a.calibration.threshold, JSON.stringify(metrics), sha256, Buffer.from(body), o.parent ?? null, o.activate ? 1 : 0,
         );
       return Number(r.lastInsertRowid);
-    })();
+    }).immediate();
   }
 
   listModels(app?: string): ModelRow[] {
@@ -225,7 +227,7 @@ export class DetectionStore {
       };
       set(m);
       if (m.scope === '') for (const h of this.hostModels(id)) set(h);
-    })();
+    }).immediate();
     return { ...m, active: true };
   }
 
@@ -297,7 +299,7 @@ export class DetectionStore {
           .run(a.app, a.windowStart, a.windowMs, a.source, a.modelId, a.score, a.threshold, a.anomalous ? 1 : 0, newEdges, a.severity, explanation, incidentId, this.now()).lastInsertRowid,
       );
       return { alert: this.alert(id)!, newIncident: !near, created: true };
-    })();
+    }).immediate();
   }
 
   alert(id: number): AlertRow | undefined {
@@ -347,7 +349,7 @@ export class DetectionStore {
       } else {
         this.db.prepare('DELETE FROM accepted_edges WHERE alert_id = ?').run(id);
       }
-    })();
+    }).immediate();
     return this.alert(id)!;
   }
 

@@ -4,6 +4,8 @@
  * benign labelling + retraining that removes the alert, rollback, a tampered stored model
  * refused, and training refused without storing anything.
  */
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +21,7 @@ import { generate, type Template } from '../../bench/load-windows.js';
 import { decodeArtifact } from '../../shared/model/artifact.js';
 import { Detector } from '../../shared/model/detector.js';
 
+const require = createRequire(import.meta.url);
 const W = 1000;
 const T0 = 1_800_000_000_000;
 const id = (n: number) => n.toString(16).padStart(16, '0');
@@ -189,4 +192,35 @@ describe('detection life cycle', () => {
     detector.dispose();
     await svc.close();
   }, 120_000);
+});
+
+describe('detection writes beside the merge worker', () => {
+  it('waits for another connection holding the write lock instead of failing with SQLITE_BUSY', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'dag-busy-'));
+    const s = Store.open(join(d, 'agg.db'));
+    try {
+      const det = new DetectionStore(s.connection);
+      const alert = (t: number) => ({
+        app: 'epc', windowStart: t, windowMs: W, source: 'agent:h1', modelId: 1, score: 5, threshold: 1, anomalous: true, severity: 'high' as const,
+        explanation: { groups: [], edges: [], newEdges: [] },
+      });
+      det.recordAlert(alert(T0));
+      // another process takes the write lock for 800 ms (as the merge worker's commits do) and writes
+      const holder = spawn(process.execPath, ['-e', `
+        const D = require(${JSON.stringify(require.resolve('better-sqlite3'))});
+        const db = new D(${JSON.stringify(join(d, 'agg.db'))}); db.pragma('busy_timeout = 5000');
+        db.exec('BEGIN IMMEDIATE'); db.prepare("INSERT OR REPLACE INTO roles (id, label, kind) VALUES (424242, 'x', 'proc')").run(); process.stdout.write('locked\\n');
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 800); db.exec('COMMIT'); db.close();`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((res) => holder.stdout!.once('data', () => res()));
+      const t0 = Date.now();
+      const r = det.recordAlert(alert(T0 + W));
+      expect(r.created).toBe(true);
+      expect(Date.now() - t0).toBeGreaterThan(300); // it waited for the lock
+      expect(det.listIncidents('epc')).toEqual([expect.objectContaining({ alerts: 2 })]);
+      await new Promise((res) => holder.once('exit', res));
+    } finally {
+      s.close();
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
 });
