@@ -21,6 +21,7 @@ import { CliError, addDistributedCommands } from './distributed.js';
 import { addDetectionCommands } from './detection.js';
 import { addEvalCommand } from './eval.js';
 import { distributedDemo } from './demo.js';
+import { epcDemo } from './demo-epc.js';
 
 const VERSION = '0.1.0';
 
@@ -202,15 +203,40 @@ export function buildProgram(log: Logger): Command {
   addGraphOptions(
     program
       .command('demo')
-      .description('three hosts on this machine (network namespaces), an agent on each tracing the bundled workload, the aggregator merging their graphs into an SQLite file; --local: one host, capture only')
+      .description('the LTE core testbed on three hosts (network namespaces), an agent per component, the aggregator learning, training, then three attacks and the alerts with their explanations as they happen; --workload: the bundled workload, graphs only; --local: one host, capture only')
       .addOption(new Option('--collector <name>', 'ebpf, strace, or auto (the demo defaults to strace: it starts at once)').choices(['auto', 'ebpf', 'strace']).default('strace'))
-      .option('--rounds <n>', 'rounds of traffic, one per second', '6')
+      .option('--learn <duration>', 'normal traffic to learn from before training', '75s')
+      .option('--attack-duration <duration>', 'how long each attack lasts', '18s')
+      .option('--gap <duration>', 'quiet time between attacks', '15s')
+      .option('--seed <n>', 'traffic and training seed', '1')
+      .option('--keep', 'keep the SQLite file at the end (it is removed otherwise)')
+      .option('--workload', 'the earlier demo: the bundled client/server workload, merged graphs printed, no detection')
+      .option('--rounds <n>', '--workload/--local: rounds of traffic, one per second', '6')
       .option('--db <file>', 'the aggregator\'s SQLite file', 'distappguard-demo.db')
-      .option('--local', 'trace the workload on this host only and print its partial graphs'),
+      .option('--local', 'trace the bundled workload on this host only and print its partial graphs'),
     '1s',
   ).action(async (o) => {
     const rounds = Number(o.rounds);
     if (!Number.isInteger(rounds) || rounds < 1) throw new UsageError(`--rounds '${o.rounds}': a whole number ≥ 1`);
+    if (!o.local && !o.workload) {
+      const seed = Number(o.seed);
+      if (!Number.isInteger(seed)) throw new UsageError(`--seed '${o.seed}': a whole number`);
+      const ms = (text: string, what: string, min: number) => {
+        let v: number;
+        try {
+          v = parseDuration(text, what);
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        if (v < min) throw new UsageError(`${what} '${text}': at least ${min / 1000} s`);
+        return v;
+      };
+      const opts = { db: o.db, collector: o.collector, learnMs: ms(o.learn, '--learn', 25_000), attackMs: ms(o.attackDuration, '--attack-duration', 3000), gapMs: ms(o.gap, '--gap', 3000), keep: Boolean(o.keep), seed, log };
+      process.exitCode = await epcDemo(opts).catch((e: Error) => {
+        throw new UsageError(e.message);
+      });
+      return;
+    }
     if (!o.local) {
       process.exitCode = await distributedDemo({ db: o.db, collector: o.collector, rounds, window: o.window, log }).catch((e: Error) => {
         throw new UsageError(e.message);
