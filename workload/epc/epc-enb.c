@@ -159,10 +159,82 @@ static void s1ap_on_tick(task_t *t) {
   __atomic_store_n(&divert, on, __ATOMIC_RELAXED);
 }
 
+/* ---------------------------------------------------------------- the air interface */
+
+/* Both ends of the "air" socketpair are written by threads that also read the other
+   direction (TASK_RRC, TASK_UE_SIM). Blocking sends there are a cross-wait: with a big
+   downlink burst towards the UEs and uplink requests from them at once, both send buffers
+   fill, each thread sleeps in send() on the other, and neither reads again (under strace,
+   where every send costs ~100 us, a recorded run froze this way after 5 minutes). So the
+   radio never blocks: sends are MSG_DONTWAIT; user data that finds the link full is lost, as
+   on a congested radio link (counted), and signalling waits in a bounded backlog that is
+   retried before the next send and on the task's tick. */
+#define AIR_BACKLOG 1024
+
+typedef struct {
+  int fd;
+  const char *drop_data, *drop_sig; /* counters */
+  imsg *head, *tail;
+  int n;
+} air_link_t;
+
+static air_link_t air_dl, air_ul; /* eNB -> UEs (TASK_RRC), UEs -> eNB (TASK_UE_SIM) */
+
+static int air_try(air_link_t *l, imsg *m) {
+  H(m)->len = (uint16_t)m->len;
+  for (;;) {
+    ssize_t w = send(l->fd, m->buf, (size_t)m->len, MSG_DONTWAIT);
+    if (w == m->len) return 1;
+    if (w < 0 && errno == EINTR) continue;
+    return w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1; /* -1: gone, drop */
+  }
+}
+
+/* send what waits, oldest first, until the link is full; 1 if nothing is left waiting */
+static int air_flush(air_link_t *l, void (*sent)(imsg *)) {
+  while (l->head) {
+    imsg *m = l->head;
+    int r = air_try(l, m);
+    if (r == 0) return 0;
+    l->head = m->next;
+    if (!l->head) l->tail = NULL;
+    l->n--;
+    if (r > 0 && sent) sent(m);
+    free(m);
+  }
+  return 1;
+}
+
+/* Send m (the caller keeps it): 1 sent now, 0 queued, -1 dropped. */
+static int air_tx(air_link_t *l, imsg *m, int is_data, void (*sent)(imsg *)) {
+  if (air_flush(l, sent)) {
+    int r = air_try(l, m);
+    if (r > 0) {
+      if (sent) sent(m);
+      return 1;
+    }
+    if (r < 0) return -1;
+  }
+  if (is_data || l->n >= AIR_BACKLOG) {
+    ev(is_data ? l->drop_data : l->drop_sig);
+    return -1;
+  }
+  imsg *c = msg_dup(m);
+  if (l->tail) l->tail->next = c;
+  else l->head = c;
+  l->tail = c;
+  l->n++;
+  return 0;
+}
+
 /* ---------------------------------------------------------------- TASK_RRC */
 
+static void rrc_sent(imsg *m) { io_count("uu", 1, m->len); }
+
+/* the backlog is retried on a short tick, only while there is one */
+static void rrc_arm(task_t *t) { t->tick_ms = air_dl.head ? 5 : 0; }
+
 static void rrc_on_fd(task_t *t, int fd) {
-  (void)t;
   imsg *m = calloc(1, sizeof *m);
   if (!m) die("calloc");
   ssize_t n = recv(fd, m->buf, MAXMSG, 0);
@@ -174,12 +246,17 @@ static void rrc_on_fd(task_t *t, int fd) {
   io_count("uu", 0, m->len);
   if (H(m)->type == RRC_DATA_UL) itti_send(&t_gtpu, m);
   else itti_send(&t_s1ap, m);
+  if (air_dl.head) air_flush(&air_dl, rrc_sent), rrc_arm(t);
 }
 
 static void rrc_on_msg(task_t *t, imsg *m) {
-  (void)t;
-  H(m)->len = (uint16_t)m->len;
-  if (send(air_enb, m->buf, (size_t)m->len, 0) == m->len) io_count("uu", 1, m->len);
+  air_tx(&air_dl, m, H(m)->type == RRC_DATA_DL, rrc_sent);
+  rrc_arm(t);
+}
+
+static void rrc_on_tick(task_t *t) {
+  air_flush(&air_dl, rrc_sent);
+  rrc_arm(t);
 }
 
 /* ---------------------------------------------------------------- TASK_GTPV1_U */
@@ -239,10 +316,14 @@ static uint64_t seed, n_arrivals, digest;
 static double rate, amp, period_ms, burst_rate, burst_factor, burst_ms, session_median, vol_xm, vol_alpha, vol_cap, think_ms, idle_median;
 static long long t0, next_arrival, next_burst, burst_start, burst_until;
 
+static void ue_sent(imsg *m) {
+  if (H(m)->type == RRC_DATA_UL) stat_add("ue.ul_bytes", m->len);
+}
+
 static void air_send(uint32_t ue, int type, int nas, int extra, uint32_t val) {
   imsg *m = msg_new(type, nas, ue, extra);
   H(m)->val = val;
-  if (send(air_ue, m->buf, (size_t)m->len, 0) == m->len && type == RRC_DATA_UL) stat_add("ue.ul_bytes", m->len);
+  air_tx(&air_ul, m, type == RRC_DATA_UL, ue_sent);
   free(m);
 }
 
@@ -327,6 +408,7 @@ static double arrival_rate(long long now) {
 
 static void uesim_on_tick(task_t *t) {
   (void)t;
+  air_flush(&air_ul, ue_sent);
   long long now = mono_ms();
   if (burst_rate > 0 && now >= next_burst) { /* bursts start as a Poisson process, burst_rate per second */
     burst_start = next_burst;
@@ -443,6 +525,12 @@ int main(int argc, char **argv) {
   int air[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, air) < 0) die("socketpair");
   air_enb = air[0], air_ue = air[1];
+  for (int i = 0; i < 2; i++) { /* room for a downlink burst (the kernel caps it at wmem_max) */
+    int big = 4 << 20;
+    setsockopt(air[i], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  }
+  air_dl = (air_link_t){.fd = air_enb, .drop_data = "uu.dl_dropped", .drop_sig = "uu.dl_sig_dropped"};
+  air_ul = (air_link_t){.fd = air_ue, .drop_data = "ue.ul_dropped", .drop_sig = "ue.ul_sig_dropped"};
 
   task_init(&t_sctp, "TASK_SCTP");
   t_sctp.on_start = sctp_on_start;
@@ -455,6 +543,7 @@ int main(int argc, char **argv) {
   task_init(&t_rrc, "TASK_RRC");
   t_rrc.on_fd = rrc_on_fd;
   t_rrc.on_msg = rrc_on_msg;
+  t_rrc.on_tick = rrc_on_tick;
   task_add_fd(&t_rrc, air_enb);
   task_init(&t_gtpu, "TASK_GTPV1_U");
   t_gtpu.on_fd = gtpu_on_fd;

@@ -98,7 +98,9 @@ static void write_state(void) {
   ev("state_file.writes");
   stat_add("state_file.write_bytes", total);
   path_of(p, sizeof p, "pgw-restart.log");
-  fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  /* the log starts over every 1000 restarts, so a long run with frequent restarts does not
+     grow it without bound (no extra system call: the recovery counter says when) */
+  fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC | (recovery % 1000 == 0 ? O_TRUNC : O_APPEND), 0644);
   if (fd >= 0) {
     char line[160];
     int n = snprintf(line, sizeof line, "%lld restart recovery=%u sessions=%u\n", now_ms(), recovery, h.sessions);
