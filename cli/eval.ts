@@ -7,9 +7,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { evaluateMethod, type Dataset } from '../eval/evaluate.js';
 import { lidDsDataset } from '../eval/lidds.js';
-import { recordEpc } from '../eval/epc/record.js';
-import { recordWebstack } from '../eval/webstack/record.js';
-import { readRecording, recordingDataset, type Recording } from '../eval/recording.js';
+import type { Recording } from '../eval/recording.js';
 import { existsSync } from 'node:fs';
 import { allMethods } from '../eval/methods.js';
 import { tableMarkdown, writeReport, type DatasetResult } from '../eval/report.js';
@@ -33,6 +31,14 @@ export function addEvalCommand(program: Command, log: Logger): void {
     .option('--gap <duration>', 'recording: normal traffic between attacks', '60s')
     .option('--rounds <n>', 'recording: each attack this many times', '2')
     .action(async (dataset: string, o) => {
+      // the harness (TensorFlow.js, Vega, testbeds) loads only for this command
+      const { evaluateMethod } = await import('../eval/evaluate.js');
+      const { lidDsDataset } = await import('../eval/lidds.js');
+      const { allMethods } = await import('../eval/methods.js');
+      const { tableMarkdown, writeReport } = await import('../eval/report.js');
+      const { recordEpc } = await import('../eval/epc/record.js');
+      const { recordWebstack } = await import('../eval/webstack/record.js');
+      const { readRecording, recordingDataset } = await import('../eval/recording.js');
       if (!['lid-ds', 'epc', 'webstack'].includes(dataset)) throw new CliError(`eval: unknown dataset '${dataset}' (known: epc, webstack, lid-ds)`);
       let recording: Recording | undefined;
       if (dataset !== 'lid-ds') {

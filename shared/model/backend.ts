@@ -6,12 +6,15 @@
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import type * as TfModule from '@tensorflow/tfjs';
 
-export type Tf = typeof tf;
+export type Tf = typeof TfModule;
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 
 let ready: Promise<BackendName> | undefined;
+// loaded on first use: an agent without a model, or a command that never scores, does not pay
+// for TensorFlow.js at start-up
+let tf: Tf;
 
 async function tryNode(): Promise<boolean> {
   try {
@@ -38,6 +41,7 @@ async function tryWasm(): Promise<boolean> {
 }
 
 async function choose(): Promise<BackendName> {
+  tf = await import('@tensorflow/tfjs');
   // production mode: no debug checks, and no console banner urging tfjs-node on users who cannot install it
   tf.env().set('PROD', true);
   const forced = process.env.DISTAPPGUARD_TF_BACKEND;
