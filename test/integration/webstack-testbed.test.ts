@@ -163,8 +163,9 @@ describe.skipIf(why !== undefined)('web-stack testbed on four namespace hosts', 
     expect(labels.map((l) => l.addsEdge)).toEqual([false, false, true]);
     const t0 = stack!.t0;
     for (const [l, w] of [[labels[0], ABUSE], [labels[1], EXFIL], [labels[2], ROGUE]] as const) {
-      expect(Math.abs(l.startMs - (t0 + w.startMs))).toBeLessThan(500);
-      expect(Math.abs(l.endMs - (t0 + w.endMs))).toBeLessThan(1500);
+      // the labels are what the attackers recorded; on a busy machine a process notices its end late
+      expect(Math.abs(l.startMs - (t0 + w.startMs))).toBeLessThan(1500);
+      expect(Math.abs(l.endMs - (t0 + w.endMs))).toBeLessThan(4000);
       expect(l.plannedStartMs).toBe(t0 + w.startMs);
     }
   });
