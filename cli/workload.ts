@@ -30,6 +30,11 @@ export interface BuildSpec {
   sources: string[];
   programs: string[];
   cacheDir?: string;
+  /** extra compiler flags before the source (include paths) and after it (libraries) */
+  cflags?: string[];
+  libs?: string[];
+  /** said when compiling fails (what to install) */
+  hint?: string;
 }
 
 /** Compile (once per source hash) and return each program's path by name. */
@@ -44,11 +49,11 @@ export function buildPrograms(spec: BuildSpec): Record<string, string> {
   for (const prog of spec.programs) {
     const tmp = join(dir, `${prog}.tmp${process.pid}`);
     try {
-      execFileSync(cc, ['-O2', '-Wall', '-pthread', '-o', tmp, join(spec.srcDir, `${prog}.c`)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      execFileSync(cc, ['-O2', '-Wall', '-pthread', ...(spec.cflags ?? []), '-o', tmp, join(spec.srcDir, `${prog}.c`), ...(spec.libs ?? [])], { stdio: ['ignore', 'ignore', 'pipe'] });
     } catch (e) {
       const err = e as { code?: string; stderr?: Buffer };
       if (err.code === 'ENOENT') throw new Error(`no C compiler found ('${cc}'): install gcc (Debian: apt-get install gcc) or set CC`);
-      throw new Error(`compiling ${join(spec.srcDir, prog)}.c failed:\n${err.stderr?.toString() ?? String(e)}`);
+      throw new Error(`compiling ${join(spec.srcDir, prog)}.c failed${spec.hint ? ` (${spec.hint})` : ''}:\n${err.stderr?.toString() ?? String(e)}`);
     }
     renameSync(tmp, join(dir, prog)); // atomic: a parallel build never sees half a binary
   }
