@@ -29,13 +29,12 @@ export class LocalDetection {
     if (!d) return undefined;
     const v = d.scoreOne(w.edges);
     this.counters.scored++;
-    const unseen = new Set(v.newEdges.map((n) => `${n.srcId}>${n.dstId}/${n.kind}`));
     const verdict: LocalVerdict = {
       modelVersion: this.version,
       score: v.score,
       threshold: v.threshold,
       anomalous: v.anomalous,
-      newEdges: w.edges.filter((e) => unseen.has(`${e.srcId}>${e.dstId}/${e.kind}`)),
+      newEdges: v.newEdges,
       groups: v.groups,
       edges: v.edges.map((e) => ({ srcId: e.srcId, dstId: e.dstId, src: e.src, dst: e.dst, kind: e.kind, observedBytes: e.observedBytes, expectedBytes: e.expectedBytes, error: e.error })),
     };

@@ -10,6 +10,7 @@ import type { Logger } from '../shared/log.js';
 import type { LocalVerdict, MergedWindow } from '../shared/graph.js';
 import { decodeArtifact } from '../shared/model/artifact.js';
 import { Detector, type Verdict } from '../shared/model/detector.js';
+import { edgeKey } from '../shared/model/features.js';
 import { alertJson, JsonlAlertOutput } from './alerts/jsonl.js';
 import { trainInBackground } from './model/train-runner.js';
 import type { TrainRequest } from './model/trainer.js';
@@ -113,7 +114,7 @@ export class DetectionService {
     const v = detector.scoreOne(w.edges);
     if (v.newEdges.length === 0) return v;
     const accepted = this.det.acceptedKeys(w.app);
-    return { ...v, newEdges: v.newEdges.filter((e) => !accepted.has(`${e.srcId}>${e.dstId}/${e.kind}`)) };
+    return { ...v, newEdges: v.newEdges.filter((e) => !accepted.has(edgeKey(e))) };
   }
 
   /** An alert an agent raised on its own host's window, delivered with the window (perhaps long after). */
@@ -133,7 +134,7 @@ export class DetectionService {
       explanation: {
         groups: v.groups,
         edges: v.edges.map((e) => ({ ...e, group: '' })),
-        newEdges: v.newEdges.map((e) => ({ src: e.src, dst: e.dst, srcId: e.srcId, dstId: e.dstId, kind: e.kind, bytes: e.bytes, count: e.count })),
+        newEdges: v.newEdges,
       },
     });
   }

@@ -3,14 +3,15 @@
  * bytes and calls. An alert's explanation can be laid over it: edges that explain the score in
  * red with observed vs expected bytes, never-seen edges dashed.
  */
-import type { MergedWindow } from './graph.js';
+import type { EdgeKind, MergedWindow } from './graph.js';
+import { edgeKey } from './model/features.js';
 import { formatDuration } from './duration.js';
 
 export interface DotHighlight {
   /** edges that explain an alert: observed vs expected bytes */
-  explained?: { srcId: string; dstId: string; kind: string; observedBytes: number; expectedBytes: number }[];
+  explained?: { srcId: string; dstId: string; kind: EdgeKind; observedBytes: number; expectedBytes: number }[];
   /** never-seen edges (also drawn when the window lacks them) */
-  newEdges?: { srcId: string; dstId: string; src: string; dst: string; kind: string; bytes: number }[];
+  newEdges?: { srcId: string; dstId: string; src: string; dst: string; kind: EdgeKind; bytes: number }[];
   /** microservices to outline */
   groups?: string[];
 }
@@ -19,7 +20,7 @@ const SHAPES: Record<string, string> = { file: 'note', mem: 'component', ext: 'd
 
 export function graphDot(w: MergedWindow, h: DotHighlight = {}): string {
   const q = (s: string) => JSON.stringify(s);
-  const key = (e: { srcId: string; dstId: string; kind: string }) => `${e.srcId}>${e.dstId}/${e.kind}`;
+  const key = edgeKey;
   const explained = new Map((h.explained ?? []).map((x) => [key(x), x]));
   const fresh = new Map((h.newEdges ?? []).map((x) => [key(x), x]));
   const groups = new Set(h.groups ?? []);

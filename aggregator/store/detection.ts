@@ -6,11 +6,12 @@
  * timeout) instead of failing with SQLITE_BUSY when a read would have to upgrade.
  */
 import type Database from 'better-sqlite3';
-import type { Edge, EdgeKind } from '../../shared/graph.js';
+import type { Edge } from '../../shared/graph.js';
 import type { ModelArtifact } from '../../shared/model/artifact.js';
 import type { EdgeExplanation, GroupExplanation } from '../../shared/model/score.js';
 import type { NewEdge } from '../../shared/model/detector.js';
 import { hexOf, idToSql } from './ids.js';
+import { edgeKey } from '../../shared/model/features.js';
 
 export type Severity = 'low' | 'medium' | 'high';
 export type Label = 'benign' | 'malicious';
@@ -364,7 +365,7 @@ export class DetectionStore {
   }
 
   acceptedKeys(app: string): Set<string> {
-    return new Set(this.acceptedEdges(app).map((e) => `${e.srcId}>${e.dstId}/${e.kind as EdgeKind}`));
+    return new Set(this.acceptedEdges(app).map(edgeKey));
   }
 
   /**
