@@ -113,7 +113,7 @@ export class DetectionService {
     if (w.app !== detector.artifact.app) throw new Error(`window of application ${w.app} given to the model of ${detector.artifact.app}`);
     const v = detector.scoreOne(w.edges);
     if (v.newEdges.length === 0) return v;
-    const accepted = this.det.acceptedKeys(w.app);
+    const accepted = new Set(this.det.acceptedEdges(w.app).map(edgeKey));
     return { ...v, newEdges: v.newEdges.filter((e) => !accepted.has(edgeKey(e))) };
   }
 

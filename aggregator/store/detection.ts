@@ -11,7 +11,6 @@ import type { ModelArtifact } from '../../shared/model/artifact.js';
 import type { EdgeExplanation, GroupExplanation } from '../../shared/model/score.js';
 import type { NewEdge } from '../../shared/model/detector.js';
 import { hexOf, idToSql } from './ids.js';
-import { edgeKey } from '../../shared/model/features.js';
 
 export type Severity = 'low' | 'medium' | 'high';
 export type Label = 'benign' | 'malicious';
@@ -362,10 +361,6 @@ export class DetectionStore {
          FROM accepted_edges a LEFT JOIN roles s ON s.id = a.src LEFT JOIN roles d ON d.id = a.dst WHERE a.app = ? ORDER BY a.src, a.dst, a.kind`,
       )
       .all(app) as Edge[];
-  }
-
-  acceptedKeys(app: string): Set<string> {
-    return new Set(this.acceptedEdges(app).map(edgeKey));
   }
 
   /**
