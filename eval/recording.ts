@@ -28,13 +28,19 @@ export function readRecording(dir: string): Recording {
   return JSON.parse(readFileSync(f, 'utf8')) as Recording;
 }
 
+/** Left out at the start of every recording. */
+export const WARM_UP_MS = 60_000;
+
 /** A recording at one window length: whole windows only, training before testStart, the rest test. */
 export async function recordingDataset(rec: Recording, name: string, windowMs: number, log?: Logger): Promise<Dataset> {
   const app = rec.testbed ?? 'epc'; // recordings made before the field existed are EPC runs
   // an attacker's own process is outside the application (recordings made before this rule traced the EPC's rogue gateway)
   const traced = rec.traces.filter((t) => t.component !== 'rogueGw');
   const windows = await replayTraces(traced.map((t) => ({ host: t.component, format: 'strace' as const, path: t.file })), app, windowMs, log);
-  const inside = windows.filter((w) => w.windowStart >= rec.t0 && w.windowStart + windowMs <= rec.end);
+  // steady state only: the first minute is the programs starting (libraries mapped, pools
+  // allocated, caches filled), not the behaviour a deployed model learns or watches
+  const from = rec.t0 + WARM_UP_MS;
+  const inside = windows.filter((w) => w.windowStart >= from && w.windowStart + windowMs <= rec.end);
   return {
     name,
     app,

@@ -9,7 +9,7 @@ import { ARTIFACT_FORMAT } from '../../shared/model/artifact.js';
 import { planArchitecture, parameterCount, type ArchitectureOptions, type ModelKind } from '../../shared/model/architecture.js';
 import { Autoencoder, initialWeights, type EpochReport } from '../../shared/model/autoencoder.js';
 import { loadTf } from '../../shared/model/backend.js';
-import { chooseThreshold, fitGroupScale } from '../../shared/model/calibrate.js';
+import { chooseThreshold, fitEdgeScale, fitGroupScale } from '../../shared/model/calibrate.js';
 import { buildFeatureIndex, keyIndex, vectorise } from '../../shared/model/features.js';
 import { seeded, shuffle } from '../../shared/model/random.js';
 import { fitScaling, scaleInto } from '../../shared/model/scaling.js';
@@ -78,11 +78,12 @@ export async function trainModel(windows: readonly TrainingWindow[], o: TrainOpt
   const D = index.features.length;
   const bytes = windows.map((w) => vectorise(index, keys, w.edges).bytes);
   const split = splitWindows(windows.length, seed);
-  const scaling = fitScaling(
-    split.train.map((i) => bytes[i]),
-    D,
-    o.stdFloor,
-  );
+  // scaling from every training window, like the feature index: a feature met only in the
+  // held-out windows would otherwise get the floor deviation and its one legitimate
+  // occurrence an error of thousands (no labels are involved, nothing leaks)
+  const scaling = fitScaling(bytes, D, o.stdFloor);
+  const presence = new Array<number>(D).fill(0);
+  for (const b of bytes) for (let i = 0; i < D; i++) if (b[i] > 0) presence[i] += 1 / bytes.length;
   const pack = (ids: number[]) => {
     const x = new Float32Array(ids.length * D);
     ids.forEach((id, r) => scaleInto(scaling, bytes[id], x, r * D));
@@ -109,11 +110,14 @@ export async function trainModel(windows: readonly TrainingWindow[], o: TrainOpt
     // error scales on the validation windows, threshold on the calibration windows: the
     // threshold is chosen on windows that shaped nothing else
     const yVal = ae.reconstruct(xVal, split.validation.length);
-    const valGroups = split.validation.map((_, r) => windowErrors(index, new Array(index.groups.length).fill(1), xVal, yVal, r * D).group);
+    const ones = new Array(index.groups.length).fill(1);
+    const valEdges = split.validation.map((_, r) => windowErrors(index, ones, xVal, yVal, r * D).edge);
+    const edgeScale = fitEdgeScale(valEdges, presence);
+    const valGroups = split.validation.map((_, r) => windowErrors(index, ones, xVal, yVal, r * D, edgeScale).group);
     const groupScale = fitGroupScale(valGroups, index.groups.length);
     const yCal = ae.reconstruct(xCal, split.calibration.length);
-    const calScores = split.calibration.map((_, r) => windowErrors(index, groupScale, xCal, yCal, r * D).score);
-    const calibration = { ...chooseThreshold(calScores, o.targetFpr ?? 1e-4), groupScale };
+    const calScores = split.calibration.map((_, r) => windowErrors(index, groupScale, xCal, yCal, r * D, edgeScale).score);
+    const calibration = { ...chooseThreshold(calScores, o.targetFpr ?? 1e-4), groupScale, edgeScale };
     const starts = windows.map((w) => w.windowStart);
     return {
       format: ARTIFACT_FORMAT,

@@ -24,8 +24,8 @@ export type AttackKind = 'sgw-ip-modification' | 'false-ddn' | 'purge-context';
 /** Who carries out each attack of the paper's section 6.2. */
 export const ATTACKS: Record<AttackKind, { attacker: 'enb' | 'sgw'; what: string }> = {
   'sgw-ip-modification': { attacker: 'enb', what: 'rogue eNB: UEs authenticate via the real MME, user data goes to a malicious gateway instead of the SGW' },
-  'false-ddn': { attacker: 'sgw', what: 'malicious SGW: Downlink Data Notifications to the MME with no downlink from the PGW' },
-  'purge-context': { attacker: 'sgw', what: 'malicious SGW: fake "PGW restart notification"; the MME pages every UE to re-attach' },
+  'false-ddn': { attacker: 'sgw', what: 'malicious SGW: Downlink Data Notifications for every idle UE, every second, with no downlink from the PGW' },
+  'purge-context': { attacker: 'sgw', what: 'malicious SGW: fake "PGW restart notification" every 5 s; the MME pages every UE to re-attach' },
 };
 
 /** The named task threads each program runs (OAI's ITTI task names): the thread roles. */
@@ -122,6 +122,8 @@ export interface EpcOptions {
   echoIntervalMs?: number;
   echoMisses?: number;
   falseDdnIntervalMs?: number;
+  /** purge-context: the fake PGW restart notification is repeated this often while the attack lasts */
+  purgeIntervalMs?: number;
   pgw?: { memMb?: number; restartEveryMs?: number; restartDowntimeMs?: number };
   /** periodic "snapshot" lines (0: none, the default: they are extra writes in a trace) */
   statsEveryMs?: number;
@@ -328,7 +330,7 @@ export async function startEpc(o: EpcOptions): Promise<EpcTestbed> {
       '--restart-downtime-ms', String(o.pgw?.restartDowntimeMs ?? Math.round(1.5 * (o.echoIntervalMs ?? 5000))), ...tf.pgw, ...stats],
     sgw: [bins.sgw, '--ip', h.sgw.ip, '--s11-port', String(sgwC), '--gtpu-port', String(sgwU), '--mme', `${h.mme.ip}:${mmeS11}`,
       '--pgw', h.pgw.ip, '--pgw-c-port', String(pgwC), '--pgw-u-port', String(pgwU), '--echo-interval-ms', String(o.echoIntervalMs ?? 5000),
-      '--echo-misses', String(o.echoMisses ?? 3), '--false-ddn-interval-ms', String(o.falseDdnIntervalMs ?? 500), ...attackFlags('sgw'), ...stats],
+      '--echo-misses', String(o.echoMisses ?? 3), '--false-ddn-interval-ms', String(o.falseDdnIntervalMs ?? 1000), '--purge-interval-ms', String(o.purgeIntervalMs ?? 5000), ...attackFlags('sgw'), ...stats],
     mme: [bins.mme, '--ip', h.mme.ip, '--s1-port', '36412', '--s11-port', String(mmeS11), '--hss', `${h.hss.ip}:3868`, '--sgw', `${h.sgw.ip}:${sgwC}`, ...stats],
     enb: [bins.enb, '--ip', h.enb.ip, '--mme', `${h.mme.ip}:36412`, '--gtpu-port', String(enbU), '--seed', String(seed),
       '--rogue-gw', `${rogueHost.ip}:${rogueU || 2152}`, ...tf.enb, ...attackFlags('enb'), ...stats],

@@ -127,6 +127,7 @@ export function decodeArtifact(bytes: Uint8Array, expectedSha256?: string): Mode
   const cal = raw.calibration as Calibration;
   if (!cal || !isNum(cal.threshold) || !isNumArray(cal.groupScale, features.groups.length) || cal.groupScale.some((s) => s <= 0))
     throw new ModelFormatError('calibration: missing threshold or group scales');
+  if (cal.edgeScale !== undefined && (!isNumArray(cal.edgeScale, D) || cal.edgeScale.some((s) => s < 0))) throw new ModelFormatError(`calibration: edge scales must be ${D} numbers, none negative`);
   const scope = raw.scope as ModelArtifact['scope'];
   if (!scope || (scope.kind !== 'app' && !(scope.kind === 'host' && typeof scope.host === 'string'))) throw new ModelFormatError('scope: malformed');
   return { ...(raw as unknown as ModelArtifact), weights };

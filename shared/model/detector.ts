@@ -66,7 +66,7 @@ export class Detector {
     });
     const y = this.ae.reconstruct(x, windows.length);
     return vec.map((v, w) => {
-      const err = windowErrors(a.features, a.calibration.groupScale, x, y, w * D);
+      const err = windowErrors(a.features, a.calibration.groupScale, x, y, w * D, a.calibration.edgeScale);
       return {
         score: err.score,
         threshold: a.calibration.threshold,

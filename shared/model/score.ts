@@ -43,7 +43,16 @@ export interface WindowErrors {
   meanError: number;
 }
 
-export function windowErrors(index: FeatureIndex, groupScale: readonly number[], x: Float32Array, y: Float32Array, offset = 0): WindowErrors {
+/**
+ * Per-edge usual errors (`edgeScale`, from held-out normal windows) make a window's score
+ * catch one edge far off its usual error even in a microservice with many edges, where the
+ * mean alone would dilute it. An edge scale of 0 marks a sporadic edge (seen in too few
+ * training windows to learn its volume): it counts neither in the mean nor in the maximum —
+ * its presence was seen in training, its absence is normal, and a volume learnt from one or
+ * two windows would turn every legitimate occurrence into an alarm. Never-seen edges are
+ * reported separately whatever their volume.
+ */
+export function windowErrors(index: FeatureIndex, groupScale: readonly number[], x: Float32Array, y: Float32Array, offset = 0, edgeScale?: readonly number[]): WindowErrors {
   const D = index.features.length;
   const edge = new Float32Array(D);
   let total = 0;
@@ -57,10 +66,21 @@ export function windowErrors(index: FeatureIndex, groupScale: readonly number[],
   let score = 0;
   index.groups.forEach((g, gi) => {
     let s = 0;
-    for (const f of g.features) s += edge[f];
-    const e = s / g.features.length;
+    let n = 0;
+    let worst = 0;
+    for (const f of g.features) {
+      if (edgeScale) {
+        const es = edgeScale[f];
+        if (es <= 0) continue;
+        const r = edge[f] / es;
+        if (r > worst) worst = r;
+      }
+      s += edge[f];
+      n++;
+    }
+    const e = n > 0 ? s / n : 0;
     group.push(e);
-    const r = e / groupScale[gi];
+    const r = Math.max(e / groupScale[gi], worst);
     ratio.push(r);
     if (r > score) score = r;
   });

@@ -2,10 +2,11 @@
 import { describe, expect, it } from 'vitest';
 import { splitWindows } from '../../aggregator/model/train.js';
 import { planArchitecture, parameterCount } from '../../shared/model/architecture.js';
-import { chooseThreshold, fitGroupScale, quantile } from '../../shared/model/calibrate.js';
+import { seeded } from '../../shared/model/random.js';
+import { chooseThreshold, fitEdgeScale, fitGpd, fitGroupScale, quantile, SPORADIC_BELOW } from '../../shared/model/calibrate.js';
 import { buildFeatureIndex, edgeGroup, keyIndex, microserviceOf, vectorise } from '../../shared/model/features.js';
 import { fitScaling, scale, unscale } from '../../shared/model/scaling.js';
-import { topK } from '../../shared/model/score.js';
+import { topK, windowErrors } from '../../shared/model/score.js';
 import type { Edge } from '../../shared/graph.js';
 
 const edge = (src: string, dst: string, kind: Edge['kind'], bytes = 10, n = 0): Edge => ({ srcId: (n * 2 + 1).toString(16).padStart(16, '0'), dstId: (n * 2 + 2).toString(16).padStart(16, '0'), src, dst, kind, bytes, count: 1 });
@@ -23,6 +24,30 @@ describe('ownership', () => {
     expect(edgeGroup({ src: 'enb/s1ap', dst: 'mme/ITTI 3' })).toBe('enb');
     expect(edgeGroup({ src: 'file:/etc/x', dst: 'nginx/worker' })).toBe('nginx');
     expect(edgeGroup({ src: 'net:tcp/private:5432', dst: 'ext:x' })).toBe('other');
+  });
+});
+
+describe('window score', () => {
+  // one microservice 'a' with ten edges, of which the last is sporadic
+  const idx = buildFeatureIndex([Array.from({ length: 10 }, (_, i) => edge('a/t', `file:/f${i}`, 'file', 1, i + 1))]);
+  const x = new Float32Array(10);
+  const y = new Float32Array(10);
+  it('catches one edge far off its usual error that the group mean dilutes', () => {
+    x[3] = 3; // 3 deviations off on one edge of ten: squared error 9, mean 0.9
+    const plain = windowErrors(idx, [1], x, y);
+    expect(plain.score).toBeCloseTo(0.9);
+    const edgeScale = [...Array(9).fill(1), 0];
+    const e = windowErrors(idx, [1], x, y, 0, edgeScale);
+    expect(e.score).toBeCloseTo(9);
+    expect(e.group[0]).toBeCloseTo(1); // the mean over the nine regular edges
+    x[3] = 0;
+  });
+  it('leaves sporadic edges out of the volume score', () => {
+    x[9] = 40;
+    const e = windowErrors(idx, [1], x, y, 0, [...Array(9).fill(1), 0]);
+    expect(e.score).toBe(0);
+    expect(windowErrors(idx, [1], x, y).score).toBeCloseTo(160);
+    x[9] = 0;
   });
 });
 
@@ -64,17 +89,45 @@ describe('top-k', () => {
 });
 
 describe('calibration', () => {
-  it('takes the quantile when the windows resolve the target rate, else the maximum with a margin', () => {
+  it('takes the quantile when the windows resolve the target rate, else fits the tail, else the maximum with a margin', () => {
     const scores = Array.from({ length: 1000 }, (_, i) => i / 1000);
     const q = chooseThreshold(scores, 0.01);
     expect(q.method).toBe('quantile');
     expect(q.threshold).toBeCloseTo(quantile(scores, 0.99));
     expect(q.falseAlarms).toBe(10);
-    const m = chooseThreshold(scores.slice(0, 50), 1e-4, 1.5);
+    const m = chooseThreshold(scores.slice(0, 15), 1e-4, 1.5);
     expect(m.method).toBe('max-margin');
-    expect(m.threshold).toBeCloseTo(0.049 * 1.5);
+    expect(m.threshold).toBeCloseTo(0.014 * 1.5);
     expect(m.falseAlarms).toBe(0);
     expect(() => chooseThreshold(scores, 0)).toThrow(/between 0 and 1/);
+  });
+  it('extrapolates a known tail: exponential and Pareto scores, 10⁻⁴ from 1,000 windows', () => {
+    const rnd = seeded(7);
+    // exponential, rate 1: the 1 − 10⁻⁴ quantile is ln 10⁴ = 9.21
+    const exp = Array.from({ length: 1000 }, () => -Math.log(1 - rnd()));
+    const e = chooseThreshold(exp, 1e-4);
+    expect(e.method).toBe('tail-fit');
+    expect(e.tail!.exceedances).toBe(100);
+    expect(e.threshold).toBeGreaterThan(9.21 * 0.75);
+    expect(e.threshold).toBeLessThan(9.21 * 1.35);
+    expect(e.threshold).toBeGreaterThanOrEqual(Math.max(...exp));
+    // Pareto with shape 1/ξ = 1/0.3: the quantile is (10⁴)^0.3 = 15.8
+    const par = Array.from({ length: 1000 }, () => Math.pow(1 - rnd(), -0.3));
+    const p = chooseThreshold(par, 1e-4);
+    expect(p.tail!.xi).toBeGreaterThan(0.1);
+    expect(p.threshold).toBeGreaterThan(15.8 * 0.6);
+    expect(p.threshold).toBeLessThan(15.8 * 1.6);
+    // the GPD fit itself, on exact exponential excesses: ξ ≈ 0, σ ≈ mean
+    const f = fitGpd(Array.from({ length: 2000 }, (_, i) => -Math.log(1 - (i + 0.5) / 2000)));
+    expect(Math.abs(f.xi)).toBeLessThan(0.05);
+    expect(f.sigma).toBeCloseTo(1, 1);
+  });
+  it('gives each regular edge its usual error, floored at one deviation, and sporadic edges none', () => {
+    const errs = [Float32Array.from([0.1, 5, 0]), Float32Array.from([0.2, 3, 0]), Float32Array.from([0.1, 4, 9])];
+    const s = fitEdgeScale(errs, [1, 0.5, SPORADIC_BELOW / 2]);
+    expect(s[0]).toBe(1);
+    expect(s[1]).toBeCloseTo(quantile([3, 4, 5], 0.99));
+    expect(s[2]).toBe(0);
   });
   it('scales each group by its 99th percentile, floored', () => {
     expect(fitGroupScale([[0, 1], [0, 3]], 2)).toEqual([1e-3, expect.closeTo(2.98, 5)]);

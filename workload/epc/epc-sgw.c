@@ -9,9 +9,13 @@
  *   TASK_GTPV1_U   GTP-U over UDP 2152: uplink eNB -> PGW, downlink PGW -> eNB, buffers
  *                  downlink of idle UEs until the MME has paged them back
  * Attacks (a malicious SGW), from --attack kind:start:end:
- *   false-ddn      Downlink Data Notifications to the MME every --false-ddn-interval-ms
- *                  with no downlink from the PGW
- *   purge-context  one fake "PGW restart notification" to the MME (the PGW never restarted)
+ *   false-ddn      every --false-ddn-interval-ms, a Downlink Data Notification to the MME for
+ *                  every idle UE (one active UE if none is idle), with no downlink from the PGW:
+ *                  the paper's attack keeps UEs paged to drain their batteries and load the MME,
+ *                  so it is sustained, not a single message
+ *   purge-context  a fake "PGW restart notification" to the MME (the PGW never restarted) at the
+ *                  start and every --purge-interval-ms while the attack lasts, so subscribers are
+ *                  kept off the network rather than purged once
  */
 #include "epc.h"
 
@@ -28,7 +32,7 @@ static sess_t sess[MAXUE];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* sess, shared by the app and GTP-U */
 static int s11_sock, s5_sock, gtpu_sock;
 static struct sockaddr_in mme_addr, pgw_c, pgw_u, my_u;
-static long echo_interval, echo_misses, false_ddn_interval;
+static long echo_interval, echo_misses, false_ddn_interval, purge_interval;
 static uint32_t seq = 1;
 
 /* ---------------------------------------------------------------- S11 / S5 transport tasks */
@@ -220,7 +224,7 @@ static void app_on_msg(task_t *t, imsg *m) {
   pthread_mutex_unlock(&mu);
 }
 
-static long long next_echo, next_false_ddn;
+static long long next_echo, next_false_ddn, next_purge;
 static int purge_was_on;
 static uint32_t ddn_cursor;
 
@@ -257,21 +261,28 @@ static void app_on_tick(task_t *t) {
     }
   }
   if (attack_active("false-ddn") && now >= next_false_ddn) {
-    /* the malicious SGW: a DDN for an idle UE (any UE if none is idle), no downlink behind it */
+    /* the malicious SGW: a DDN for every idle UE (one active UE if none is idle), no downlink behind them */
     next_false_ddn = now + false_ddn_interval;
-    int pick = -1;
-    for (int pass = 0; pass < 2 && pick < 0; pass++)
-      for (uint32_t i = 0; i < MAXUE && pick < 0; i++) {
-        uint32_t ue = (ddn_cursor + 1 + i) % MAXUE;
-        if (sess[ue].active && sess[ue].pgw_known && (pass == 1 || sess[ue].idle)) pick = (int)ue;
+    int sent = 0;
+    for (uint32_t ue = 0; ue < MAXUE; ue++)
+      if (sess[ue].active && sess[ue].pgw_known && sess[ue].idle) {
+        send_ddn(ue, "ddn_false");
+        sent++;
       }
-    if (pick >= 0) {
-      ddn_cursor = (uint32_t)pick;
-      send_ddn((uint32_t)pick, "ddn_false");
+    for (uint32_t i = 0; i < MAXUE && !sent; i++) {
+      uint32_t ue = (ddn_cursor + 1 + i) % MAXUE;
+      if (sess[ue].active && sess[ue].pgw_known) {
+        ddn_cursor = ue;
+        send_ddn(ue, "ddn_false");
+        sent++;
+      }
     }
   }
   int purge_on = attack_active("purge-context");
-  if (purge_on && !purge_was_on) pgw_restart_notify("pgw_restart_fake"); /* no PGW restart behind it */
+  if (purge_on && (!purge_was_on || now >= next_purge)) { /* no PGW restart behind it */
+    next_purge = now + purge_interval;
+    pgw_restart_notify("pgw_restart_fake");
+  }
   purge_was_on = purge_on;
   pthread_mutex_unlock(&mu);
 }
@@ -344,7 +355,8 @@ int main(int argc, char **argv) {
   my_u = parse_addr(ip, gtpu_port);
   echo_interval = arg_long(argc, argv, "--echo-interval-ms", 5000);
   echo_misses = arg_long(argc, argv, "--echo-misses", 3);
-  false_ddn_interval = arg_long(argc, argv, "--false-ddn-interval-ms", 500);
+  false_ddn_interval = arg_long(argc, argv, "--false-ddn-interval-ms", 1000);
+  purge_interval = arg_long(argc, argv, "--purge-interval-ms", 5000);
   s11_sock = udp_bind(ip, (int)arg_long(argc, argv, "--s11-port", 2123));
   s5_sock = udp_bind(ip, 0);
   gtpu_sock = udp_bind(ip, gtpu_port);
