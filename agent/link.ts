@@ -11,7 +11,7 @@ import { AgentMessageSchema, AgentService, PartialWindowSchema, type AgentMessag
 import { clientConstructor, messages } from '../shared/grpc-service.js';
 import { toWireHello, toWireWindow, type HelloInfo } from '../shared/wire.js';
 import type { PartialWindow } from '../shared/graph.js';
-import { clientCredentials, type TlsFiles } from '../shared/tls.js';
+import { TlsFileWatcher, clientCredentials, type TlsFiles } from '../shared/tls.js';
 import type { DropInfo, Spool } from './spool.js';
 
 const Client = clientConstructor(AgentService);
@@ -23,6 +23,8 @@ export interface LinkOptions {
   spool: Spool;
   log: Logger;
   tls?: TlsFiles;
+  /** how often the TLS files are looked at for a reload (default 5 s) */
+  tlsReloadMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
   /** windows in flight (sent, not acknowledged) before sending waits */
@@ -67,6 +69,9 @@ export class AgentLink {
   private pumping = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private ackWaiters: (() => void)[] = [];
+  /** the certificate, key and CA, reloaded when the files change: each new connection takes the latest */
+  tlsFiles: TlsFileWatcher | undefined;
+  private creds: grpc.ChannelCredentials | undefined;
 
   constructor(private readonly o: LinkOptions) {}
 
@@ -83,6 +88,11 @@ export class AgentLink {
     this.reportDrops(r.dropped);
     void this.pump();
     return seq;
+  }
+
+  /** The stream is up: the aggregator welcomed this agent and windows flow. */
+  get connected(): boolean {
+    return this.ready && this.call !== undefined;
   }
 
   /** Everything spooled has been acknowledged. */
@@ -110,6 +120,7 @@ export class AgentLink {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.call?.end();
     this.client?.close();
+    this.tlsFiles?.close();
   }
 
   private reportDrops(dropped: DropInfo[]): void {
@@ -122,7 +133,11 @@ export class AgentLink {
 
   private connect(): void {
     if (this.stopped) return;
-    const creds = this.o.tls ? clientCredentials(this.o.tls) : grpc.credentials.createInsecure();
+    if (!this.creds) {
+      if (this.o.tls) this.tlsFiles = new TlsFileWatcher(this.o.tls, { log: this.o.log, intervalMs: this.o.tlsReloadMs, name: 'agent' });
+      this.creds = this.tlsFiles ? clientCredentials(this.tlsFiles) : grpc.credentials.createInsecure();
+    }
+    const creds = this.creds;
     // a channel of its own (not from grpc-js's process-wide subchannel pool): see read()
     this.client ??= new Client(this.o.aggregator, creds, { 'grpc.keepalive_time_ms': 30_000, 'grpc.max_send_message_length': 64 << 20, 'grpc.use_local_subchannel_pool': 1 });
     const call = this.client.connect();
@@ -164,6 +179,9 @@ export class AgentLink {
     } catch (e) {
       const err = e as grpc.ServiceError;
       why = `${grpc.status[err.code] ?? 'error'}: ${err.details ?? err.message}`;
+      // the aggregator refuses an expired certificate at the handshake, which says only that the connection closed
+      const t = this.tlsFiles?.current;
+      if (t && Date.now() > t.notAfter) why += ` (this agent's TLS certificate ${this.tlsFiles!.files.cert} expired on ${new Date(t.notAfter).toISOString()})`;
     }
     if (this.call !== call) return;
     this.ready = false;

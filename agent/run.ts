@@ -24,6 +24,8 @@ export interface RunOptions {
   log?: Logger;
   /** stop after this long (live) */
   durationMs?: number;
+  /** told the tracker once it exists (agent/metrics.ts reads its counters) */
+  onTracker?: (t: Tracker) => void;
 }
 
 export async function runCollector(
@@ -33,6 +35,7 @@ export async function runCollector(
 ): Promise<RunSummary> {
   const started = Date.now();
   const tracker = new Tracker(opts.tracker, onWindow);
+  opts.onTracker?.(tracker);
   let timer: NodeJS.Timeout | undefined;
   let stopTimer: NodeJS.Timeout | undefined;
   if (opts.live) {

@@ -2,16 +2,18 @@
  * Online detection in the aggregator: every merged window of an application with an active
  * model is scored as it is stored (a few ms, well inside the grace period); an anomalous score
  * or a never-seen edge becomes an alert with its explanation, folded into an incident, written
- * to the store and to the JSON Lines output. Also runs the life cycle: automatic training after
- * a learning period, scheduled retraining, and noticing a new active model (trained or rolled
- * back by the CLI) so it can be pushed to the agents.
+ * to the store and handed to the alert outputs (alerts/outputs.ts: JSON Lines, syslog, webhook;
+ * each with its own queue, so a down receiver never holds up scoring). Also runs the life
+ * cycle: automatic training after a learning period, scheduled retraining, and noticing a new
+ * active model (trained or rolled back by the CLI) so it can be pushed to the agents.
  */
 import type { Logger } from '../shared/log.js';
 import type { LocalVerdict, MergedWindow } from '../shared/graph.js';
 import { decodeArtifact } from '../shared/model/artifact.js';
 import { Detector, type Verdict } from '../shared/model/detector.js';
 import { edgeKey } from '../shared/model/features.js';
-import { alertJson, JsonlAlertOutput } from './alerts/jsonl.js';
+import { JsonlAlertOutput } from './alerts/jsonl.js';
+import { AlertOutputs, type AlertOutput, type AlertOutputsOptions } from './alerts/outputs.js';
 import { trainInBackground } from './model/train-runner.js';
 import type { TrainRequest } from './model/trainer.js';
 import { DetectionStore, severityOf, type AlertIn, type AlertRow, type ModelRow } from './store/detection.js';
@@ -20,8 +22,12 @@ import type { Store } from './store/store.js';
 export interface DetectionOptions {
   store: Store;
   log: Logger;
-  /** JSON Lines alert output */
+  /** JSON Lines alert output (the same as a JsonlAlertOutput in `outputs`) */
   alertsFile?: string;
+  /** where alerts go besides the store (alerts/index.ts alertOutputsFromConfig); each is resumed from the store after a restart */
+  outputs?: AlertOutput[];
+  /** queue, retry and backlog settings of the outputs (tests; the defaults suit production) */
+  outputOptions?: Omit<AlertOutputsOptions, 'log' | 'db' | 'onFailure'>;
   /** train automatically once an application without a model has this many normal windows (0: never) */
   learnAfter?: number;
   /** retrain an application's model when it is older than this (ms; 0: never) */
@@ -51,19 +57,34 @@ export interface DetectionCounters {
 export class DetectionService {
   readonly det: DetectionStore;
   readonly counters: DetectionCounters = { scored: 0, alerts: 0, alertsBySeverity: {}, lastScoringMs: 0, maxScoringMs: 0, trainings: 0, trainingFailures: 0, outputFailures: 0 };
+  /** told each window's scoring time in ms (aggregator/metrics.ts: the latency histogram) */
+  onScored: ((ms: number) => void) | undefined;
   private readonly detectors = new Map<number, Detector | Error>();
   private readonly active = new Map<string, number>();
   private readonly training = new Map<string, Promise<number>>();
   private readonly lastLearnCheck = new Map<string, number>();
   private readonly lastRetry = new Map<string, number>();
-  private readonly output?: JsonlAlertOutput;
+  /** the alert outputs with their `counters` (per output: delivered, retried, failed, dropped, queued, up) */
+  readonly outputs: AlertOutputs | undefined;
   private chain: Promise<void> = Promise.resolve();
   private readonly now: () => number;
 
   constructor(private readonly o: DetectionOptions) {
     this.det = new DetectionStore(o.store.connection, o.now);
     this.now = o.now ?? Date.now;
-    if (o.alertsFile) this.output = new JsonlAlertOutput(o.alertsFile);
+    const outputs = [...(o.outputs ?? [])];
+    if (o.alertsFile) {
+      const jsonl = new JsonlAlertOutput(o.alertsFile);
+      if (!outputs.some((x) => x.name === jsonl.name)) outputs.push(jsonl);
+    }
+    if (outputs.length > 0) {
+      this.outputs = new AlertOutputs(outputs, {
+        ...o.outputOptions,
+        log: o.log,
+        db: o.store.connection,
+        onFailure: () => this.counters.outputFailures++,
+      });
+    }
   }
 
   /** Called for every merged window (late re-merges too: the window is scored again). */
@@ -71,9 +92,13 @@ export class DetectionService {
     this.chain = this.chain.then(() => this.handle(w)).catch((e: Error) => this.o.log.error({ err: e.message, app: w.app }, 'detection failed for a window'));
   }
 
-  /** Resolves when every window handed in so far has been scored. */
-  idle(): Promise<void> {
-    return this.chain;
+  /**
+   * Resolves when every window handed in so far has been scored, and every alert output has
+   * sent the alerts raised so far or is waiting to retry (a down receiver does not hold it up).
+   */
+  async idle(): Promise<void> {
+    await this.chain;
+    await this.outputs?.settled();
   }
 
   private async handle(w: MergedWindow): Promise<void> {
@@ -91,6 +116,7 @@ export class DetectionService {
     this.counters.scored++;
     this.counters.lastScoringMs = ms;
     this.counters.maxScoringMs = Math.max(this.counters.maxScoringMs, ms);
+    this.onScored?.(ms);
     this.det.saveScore(w.app, w.windowStart, modelId, verdict.score);
     if (verdict.anomalous || verdict.newEdges.length > 0) {
       this.raise({
@@ -154,11 +180,7 @@ export class DetectionService {
       },
       'alert',
     );
-    const err = this.output?.write(alertJson(alert, { id: alert.incidentId, isNew: newIncident }));
-    if (err) {
-      this.counters.outputFailures++;
-      this.o.log.error({ err: err.message, file: this.output!.file }, 'alert output failed; the alert is in the store');
-    }
+    this.outputs?.enqueue(alert, { id: alert.incidentId, isNew: newIncident });
     return alert;
   }
 
@@ -256,5 +278,7 @@ export class DetectionService {
     await this.chain;
     await Promise.allSettled(this.training.values());
     for (const d of this.detectors.values()) if (d instanceof Detector) d.dispose();
+    // queued alerts get a moment to go out; what is left is sent after the next start
+    await this.outputs?.close();
   }
 }

@@ -18,10 +18,13 @@ import { InlineRunner, MergeQueue, startWorkerRunner, type MergeRunner } from '.
 import { WindowMerger } from './merge.js';
 import { decodeStoredWindow } from './window-decode.js';
 import type { Store } from './store/index.js';
-import { serverCredentials, type TlsFiles } from '../shared/tls.js';
+import { TlsFileWatcher, certificateHostId, serverCredentials, type TlsFiles } from '../shared/tls.js';
 import { checkListenAddress } from '../shared/address.js';
+import { GrpcHealth } from './health.js';
 import { lstatSync, unlinkSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { EventEmitter } from 'node:events';
 
 /**
  * A unix socket left behind by an aggregator that was killed (SIGKILL, crash) would make the
@@ -61,6 +64,8 @@ export interface AggregatorOptions {
   batchMs?: number;
   limits?: WireLimits;
   tls?: TlsFiles;
+  /** how often the TLS files are looked at for a reload (default 5 s) */
+  tlsReloadMs?: number;
   /** a stream must say hello within this time */
   helloTimeoutMs?: number;
   /** every merged window, as it is stored (copied from the merge worker only when this is given) */
@@ -77,6 +82,31 @@ export interface AggregatorOptions {
 }
 
 type Call = grpc.ServerDuplexStream<Incoming, AggregatorMessage>;
+
+/** Why a client's TLS handshake was refused, in a person's words. */
+function describeHandshakeError(err: Error & { code?: string }, authorizationError: string | undefined): string {
+  switch (authorizationError) {
+    case undefined:
+      break;
+    case 'CERT_HAS_EXPIRED':
+      return 'the client certificate has expired';
+    case 'CERT_NOT_YET_VALID':
+      return 'the client certificate is not valid yet (check the clocks)';
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'CERT_SIGNATURE_FAILURE':
+      return 'the client certificate is not signed by this CA';
+    case 'INVALID_PURPOSE':
+      return 'the certificate is not a client certificate (extendedKeyUsage)';
+    default:
+      return `the client certificate was not accepted (${authorizationError})`;
+  }
+  if (err.code === 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE') return 'the client sent no certificate';
+  return err.message.trim();
+}
 
 function statusError(code: grpc.status, details: string): grpc.ServiceError {
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }) as grpc.ServiceError;
@@ -117,7 +147,11 @@ export class AggregatorServer {
   private readonly hellos = new Map<string, HelloInfo>();
   private readonly limits: WireLimits;
   private ticker: NodeJS.Timeout | undefined;
-  readonly counters = { streams: 0, refused: 0, invalidMessages: 0 };
+  readonly counters = { streams: 0, refused: 0, invalidMessages: 0, modelPushes: 0, modelAcks: 0, modelRefusals: 0, identityRefused: 0, handshakeRefused: 0, handshakeAborted: 0 };
+  /** the TLS certificate, key and CA in use, reloaded when the files change (with TLS only) */
+  tlsFiles: TlsFileWatcher | undefined;
+  /** grpc.health.v1 on this server: SERVING while it listens (aggregator/health.ts) */
+  readonly health = new GrpcHealth([AgentService.typeName]);
 
   constructor(private readonly o: AggregatorOptions) {
     this.limits = o.limits ?? DEFAULT_WIRE_LIMITS;
@@ -152,13 +186,17 @@ export class AggregatorServer {
     });
     // windows are kept as received bytes, checked by the direct decoder (agent-message.ts)
     addService(this.server, AgentService, { connect: (call: Call) => void this.serve(call) }, { connect: readAgentMessage });
+    this.health.addTo(this.server);
   }
 
   async start(): Promise<string> {
     checkListenAddress(this.o.listen, this.o.tls !== undefined);
-    const creds = this.o.tls ? serverCredentials(this.o.tls) : grpc.ServerCredentials.createInsecure();
+    if (this.o.tls) this.tlsFiles = new TlsFileWatcher(this.o.tls, { log: this.o.log, intervalMs: this.o.tlsReloadMs, name: 'aggregator' });
+    const creds = this.tlsFiles ? serverCredentials(this.tlsFiles) : grpc.ServerCredentials.createInsecure();
     await removeStaleSocket(this.o.listen);
     const port = await new Promise<number>((res, rej) => this.server.bindAsync(this.o.listen, creds, (e, p) => (e ? rej(e) : res(p))));
+    if (this.tlsFiles) this.logHandshakeRefusals();
+    this.health.set('SERVING');
     // windows that were open when the aggregator last stopped close after their grace
     const now = Date.now();
     for (const w of this.o.store.openWindows()) this.ingest.assembler.restore({ app: w.app, windowStart: w.windowStart, windowMs: w.windowMs }, w.agents, now);
@@ -170,6 +208,7 @@ export class AggregatorServer {
 
   /** Stop taking streams, commit what was received, close windows that are due. */
   async stop(): Promise<void> {
+    this.health.set('NOT_SERVING');
     if (this.ticker) clearInterval(this.ticker);
     await new Promise<void>((res) => {
       const t = setTimeout(() => {
@@ -183,6 +222,7 @@ export class AggregatorServer {
       // agents' streams never end by themselves: cancel them so shutdown can complete
       for (const c of this.active.values()) c.end();
     });
+    this.tlsFiles?.close();
     this.ingest.flush();
     this.ingest.tick();
     // the merges asked for so far are stored before this returns (the caller closes the store)
@@ -194,7 +234,13 @@ export class AggregatorServer {
     const u = this.o.models?.updateFor(hello.app, hello.host);
     if (!u || u.version === hello.modelVersion || call.writableEnded || call.destroyed) return;
     call.write(create(AggregatorMessageSchema, { body: { case: 'model', value: u } }));
+    this.counters.modelPushes++;
     this.o.log.info({ agent: hello.agentId, host: hello.host, model: u.version, bytes: u.model.length }, 'model pushed');
+  }
+
+  /** The agents connected now (their hellos; modelVersion is the model they acknowledged last). */
+  connectedAgents(): HelloInfo[] {
+    return [...this.hellos.values()];
   }
 
   /** A new model became active for `app`: every connected agent of it gets its host's part. */
@@ -211,6 +257,79 @@ export class AggregatorServer {
     call.emit('error', statusError(code, why));
   }
 
+  /**
+   * With TLS, an agent speaks only for the host its certificate names (shared/tls.ts
+   * certificateHostId): a hello claiming another host is refused with PERMISSION_DENIED.
+   */
+  private identityMatches(call: Call, hello: HelloInfo, peer: string): boolean {
+    const cert = call.getAuthContext().sslPeerCertificate;
+    const id = cert ? certificateHostId(cert) : { ok: false as const, reason: 'no verified client certificate on this connection' };
+    if (id.ok && id.host === hello.host) return true;
+    this.counters.identityRefused++;
+    const fields = { peer, agent: hello.agentId, claimedHost: hello.host, certificateHost: id.ok ? id.host : undefined, serial: cert?.serialNumber };
+    this.refuse(
+      call,
+      grpc.status.PERMISSION_DENIED,
+      id.ok
+        ? `agent ${hello.agentId} claims host '${hello.host}' but its certificate is for host '${id.host}': refused`
+        : `agent ${hello.agentId} claims host '${hello.host}' but ${id.reason}: refused`,
+      fields,
+    );
+    return false;
+  }
+
+  /**
+   * Handshakes the TLS layer refuses (no client certificate, an expired one, one from another
+   * CA) never reach a handler: they are logged and counted here, from the TLS servers grpc-js
+   * keeps (its private `http2Servers`; with a grpc-js version that lacks it the refusals are
+   * still made, only not logged). The reason is Node's `authorizationError`; the peer, the raw
+   * socket's (`_parent`). A burst is reported in a few lines, with the number left out.
+   */
+  private logHandshakeRefusals(): void {
+    const servers = (this.server as unknown as { http2Servers?: Map<EventEmitter, unknown> }).http2Servers;
+    if (!(servers instanceof Map)) {
+      this.o.log.warn('refused TLS handshakes are not logged with this grpc-js version');
+      return;
+    }
+    let windowStart = 0;
+    let logged = 0;
+    let suppressed = 0;
+    for (const s of servers.keys()) {
+      // the TLS layer destroys a refused socket before saying why: its peer is asked for
+      // first, so that it is still known (cached) when the refusal is reported
+      s.on('connection', (raw: Socket) => void raw.remoteAddress);
+      s.on('tlsClientError', (err: Error & { code?: string }, socket: TLSSocket & { _parent?: Socket }) => {
+        // Node sets it to OpenSSL's verify code (typed as an Error)
+        const authz = (socket.authorizationError as unknown as string | undefined) || undefined;
+        const raw = socket._parent;
+        const peer = raw?.remoteAddress ? `${raw.remoteAddress}:${raw.remotePort}` : undefined;
+        if (!authz && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+          // the client went away mid-handshake (a port probe, a client giving up): not a refusal
+          this.counters.handshakeAborted++;
+          this.o.log.debug({ peer, code: err.code }, 'TLS handshake abandoned by the client');
+          return;
+        }
+        this.counters.handshakeRefused++;
+        const now = Date.now();
+        if (now - windowStart > 10_000) {
+          windowStart = now;
+          logged = 0;
+        }
+        if (logged >= 10) {
+          suppressed++;
+          return;
+        }
+        logged++;
+        const why = describeHandshakeError(err, authz);
+        this.o.log.warn(
+          { peer, code: authz ?? err.code, err: err.message.trim(), suppressedBefore: suppressed || undefined, handshakeRefused: this.counters.handshakeRefused },
+          `TLS handshake refused: ${why}`,
+        );
+        suppressed = 0;
+      });
+    }
+  }
+
   private async serve(call: Call): Promise<void> {
     this.counters.streams++;
     const peer = call.getPeer();
@@ -225,6 +344,7 @@ export class AggregatorServer {
           if (m.case !== 'hello') return this.refuse(call, grpc.status.FAILED_PRECONDITION, 'the first message of a stream must be a hello', { peer });
           const h = validateHello(m.value, this.limits);
           if (!h.ok) return this.refuse(call, h.error.kind === 'limit' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, `hello: ${h.error.message}`, { peer });
+          if (this.tlsFiles && !this.identityMatches(call, h.value, peer)) return;
           if (this.active.has(h.value.agentId)) {
             return this.refuse(call, grpc.status.ALREADY_EXISTS, `agent ${h.value.agentId} is already connected on another stream`, { peer });
           }
@@ -245,6 +365,8 @@ export class AggregatorServer {
         }
         if (m.case === 'modelAck') {
           const a = m.value;
+          if (a.accepted) this.counters.modelAcks++;
+          else this.counters.modelRefusals++;
           if (a.accepted) this.o.log.info({ agent: hello.agentId, model: a.version }, 'agent loaded the model');
           else this.o.log.error({ agent: hello.agentId, model: a.version, reason: a.reason }, 'agent refused the model');
           this.o.models?.recordAck(hello.agentId, a.version, a.accepted, Date.now());

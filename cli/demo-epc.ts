@@ -190,7 +190,7 @@ export async function epcDemo(o: EpcDemoOptions): Promise<number> {
       c === 'rogueGw'
         ? argv // the attacker's machine runs no agent
         : [process.execPath, main, 'agent', '--aggregator', `unix:${sock}`, '--host-id', hostId(c, h), '--app', APP, '--window', `${WINDOW_MS}ms`,
-          '--collector', o.collector, '--spool', join(dir, `${c}.spool`), '--model-dir', join(dir, `${c}.model`), '--drain-timeout', '5s', '--', ...argv];
+          '--collector', o.collector, '--spool', join(dir, `${c}.spool`), '--model-dir', join(dir, `${c}.model`), '--drain-timeout', '5s', '--http-listen', 'off', '--', ...argv];
     say(`hosts: ${hosts.map((h) => `${h.name}=${h.ip}`).join(', ')} (network namespaces); aggregator on unix:${sock}; db ${o.db}`);
     say(`starting the EPC, each component under an agent (collector: ${o.collector}${o.collector === 'strace' ? '' : '; bpftrace needs 10–20 s per agent to start'}) …`);
     starting = startEpc({

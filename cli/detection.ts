@@ -8,20 +8,33 @@ import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { trainFromStore } from '../aggregator/model/trainer.js';
 import { DetectionStore, type AlertRow, type ModelRow } from '../aggregator/store/detection.js';
+import { startProgress, type Progress } from '../shared/progress.js';
 import { CliError, openStore, parseTime } from './distributed.js';
 
-function progressPrinter(log: Logger): (p: { model: string; epoch: number; epochs: number; loss: number; valLoss: number }) => void {
-  const tty = process.stderr.isTTY;
-  let last = 0;
-  return (p) => {
-    if (tty) {
-      const width = 30;
-      const done = Math.round(((p.epoch + 1) / p.epochs) * width);
-      process.stderr.write(`\r${p.model.padEnd(24).slice(0, 24)} [${'#'.repeat(done)}${'.'.repeat(width - done)}] epoch ${p.epoch + 1} loss ${p.loss.toFixed(4)} held-out ${p.valLoss.toFixed(4)}   `);
-    } else if (Date.now() - last > 5000) {
-      last = Date.now();
-      log.info({ model: p.model, epoch: p.epoch + 1, loss: p.loss, valLoss: p.valLoss }, 'training');
-    }
+/**
+ * Training progress, one line per model (the application's, then each host's): epoch of the
+ * most epochs (early stopping usually ends sooner), loss and held-out loss.
+ */
+function trainingProgress(log: Logger) {
+  let current: { model: string; progress: Progress; epoch: number; epochs: number; losses: string } | undefined;
+  const finish = (failed?: string) => {
+    if (!current) return;
+    const c = current;
+    current = undefined;
+    const stopped = c.epoch < c.epochs ? `, stopped early at epoch ${c.epoch}` : '';
+    c.progress.end(failed ? `${c.losses}; ${failed}` : `${c.losses}${stopped}`);
+  };
+  return {
+    onProgress: (p: { model: string; epoch: number; epochs: number; loss: number; valLoss: number }) => {
+      if (current?.model !== p.model) {
+        finish();
+        current = { model: p.model, progress: startProgress({ label: `training ${p.model}`, total: p.epochs, unit: 'epochs', log }), epoch: 0, epochs: p.epochs, losses: '' };
+      }
+      current.epoch = p.epoch + 1;
+      current.losses = `loss ${p.loss.toFixed(4)} held-out ${p.valLoss.toFixed(4)}`;
+      current.progress.update(p.epoch + 1, current.losses);
+    },
+    end: finish,
   };
 }
 
@@ -73,6 +86,7 @@ export function addDetectionCommands(program: Command, log: Logger): void {
     .option('--no-host-models', 'do not train the per-host models pushed to agents')
     .action(async (o) => {
       // every option checked before the file is touched
+      const progress = trainingProgress(log);
       const request = {
         app: o.app as string,
         from: o.from === undefined ? undefined : parseTime(o.from),
@@ -83,16 +97,16 @@ export function addDetectionCommands(program: Command, log: Logger): void {
         epochs: num(o.epochs, '--epochs', (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
         minWindows: num(o.minWindows, '--min-windows', (n) => Number.isInteger(n) && n > 0, 'a positive integer'),
         hostModels: o.hostModels as boolean,
-        onProgress: progressPrinter(log),
+        onProgress: progress.onProgress,
       };
       const store = openExisting(o.db);
       try {
         const det = new DetectionStore(store.connection);
         const out = await trainFromStore(store, det, request);
-        if (process.stderr.isTTY) process.stderr.write('\n');
+        progress.end();
         process.stdout.write(`${modelLine(out.app)}\n${out.hosts.map((h) => modelLine(h) + '\n').join('')}`);
       } catch (e) {
-        if (process.stderr.isTTY) process.stderr.write('\n');
+        progress.end('failed');
         throw new CliError((e as Error).message);
       } finally {
         store.close();

@@ -3,9 +3,8 @@
  * SQLite file (windows, graph).
  */
 import { Command, Option } from 'commander';
-import { hostname } from 'node:os';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { AggregatorServer } from '../aggregator/server.js';
 import { DetectionService } from '../aggregator/detect.js';
@@ -21,26 +20,61 @@ import { LocalFilesAttribution, ProcAttribution, noAttribution } from '../agent/
 import { parseDuration, formatDuration } from '../shared/duration.js';
 import { onStopSignal } from '../shared/signals.js';
 import { PROTOCOL_VERSION } from '../shared/wire.js';
-import type { TlsFiles } from '../shared/tls.js';
+import { ConfigError, defaultConfigPath, defaultValues, envLayer, findConfigFile, flagLayer, resolveConfig, type ConfigOf, type Kind, type Layer, type ResolveOptions } from '../shared/config/index.js';
 import { graphDot, type DotHighlight } from '../shared/graph-dot.js';
 import { dotToSvg } from '../shared/graph-svg.js';
 import type { MergedWindow } from '../shared/graph.js';
 import { DetectionStore } from '../aggregator/store/detection.js';
+import { alertOutputsFromConfig } from '../aggregator/alerts/index.js';
+import { startAggregatorHttp } from '../aggregator/metrics.js';
+import { consoleHandler } from '../aggregator/console/index.js';
+import { startAgentHttp, type AgentObserved } from '../agent/metrics.js';
+import type { ObservabilityHttp } from '../shared/metrics/http.js';
 
 export class CliError extends Error {}
-
-function tlsOf(o: { tlsCert?: string; tlsKey?: string; tlsCa?: string }): TlsFiles | undefined {
-  const given = [o.tlsCert, o.tlsKey, o.tlsCa].filter((x) => x !== undefined).length;
-  if (given === 0) return undefined;
-  if (given !== 3) throw new CliError('TLS needs all three of --tls-cert, --tls-key and --tls-ca');
-  return { cert: o.tlsCert!, key: o.tlsKey!, ca: o.tlsCa! };
-}
 
 function addTls(c: Command): Command {
   return c
     .option('--tls-cert <file>', "this side's certificate (PEM)")
     .option('--tls-key <file>', "this side's private key (PEM)")
     .option('--tls-ca <file>', "the CA that signs the other side's certificates (PEM)");
+}
+
+/** a key's built-in default as the help shows it */
+function def(kind: Kind, path: string): string {
+  let v: unknown = defaultValues(kind);
+  for (const k of path.split('.')) v = (v as Record<string, unknown>)[k];
+  return String(v);
+}
+
+function addConfig(c: Command, kind: Kind): Command {
+  return c
+    .option('--config <file>', `YAML configuration file (default: ${defaultConfigPath(kind)} when it exists; or DISTAPPGUARD_CONFIG)`)
+    .option('--http-listen <addr>', 'metrics and health (and console) server: HOST:PORT, unix:/path or off', def(kind, 'http.listen'))
+    .addHelpText(
+      'after',
+      `\nSettings: built-in defaults, then the --config file, then DISTAPPGUARD_<FLAG> variables (e.g. DISTAPPGUARD_TLS_CERT for --tls-cert), then flags: a flag given always wins.\nThe file's keys: distappguard config defaults ${kind}`,
+    );
+}
+
+/**
+ * The command's one resolved configuration: defaults < --config file (or the default one)
+ * < DISTAPPGUARD_* < flags typed on this command line.
+ */
+function loadConfig<K extends Kind>(kind: K, cmd: Command, log: Logger, extra?: (flags: Layer) => void, opts?: ResolveOptions): ConfigOf<K> {
+  try {
+    const given = cmd.getOptionValueSource('config') === 'cli' ? (cmd.opts().config as string) : process.env.DISTAPPGUARD_CONFIG;
+    const file = findConfigFile(kind, given);
+    const flags = flagLayer(kind, cmd);
+    extra?.(flags);
+    const r = resolveConfig(kind, { file, env: envLayer(kind), flags }, opts);
+    log.debug({ configFile: file?.name ?? null, config: r.effective }, 'configuration');
+    if (file) log.info({ configFile: file.name }, 'configuration read');
+    return r.config;
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CliError(e.message);
+    throw e;
+  }
 }
 
 export function dur(text: string, what: string): number {
@@ -68,134 +102,178 @@ export function parseTime(text: string): number {
 }
 
 
+/**
+ * The HTTP side (metrics, health, console) is secondary to the main job: a port already
+ * taken (another agent on this host) is logged and the component runs without it; a
+ * refused configuration (beyond loopback without TLS) stops the start like any other.
+ */
+async function startHttp(what: string, start: () => Promise<ObservabilityHttp>, log: Logger): Promise<ObservabilityHttp | undefined> {
+  try {
+    return await start();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE' || code === 'EACCES') {
+      log.error({ err: (e as Error).message, code }, `${what}: cannot listen, running without it (set http.listen, --http-listen, or off)`);
+      return undefined;
+    }
+    throw e;
+  }
+}
+
 export function addDistributedCommands(program: Command, log: Logger, version: string): void {
-  addTls(
-    program
-      .command('aggregator')
-      .description('receive partial graphs from agents, join hosts into one MSDEG per window, keep them in SQLite, detect anomalies')
-      .option('--listen <addr>', 'HOST:PORT or unix:/path (beyond loopback only with TLS)', '127.0.0.1:7443')
-      .option('--db <file>', 'SQLite file', 'distappguard.db')
-      .option('--grace <duration>', 'how long after a window ends to wait for missing agents', '5s')
-      .option('--alerts <file>', 'also write alerts as JSON Lines to this file')
-      .option('--learn-after <n>', 'train automatically once an application without a model has this many windows (0: only `distappguard train`)', '0')
-      .option('--retrain-every <duration>', 'retrain a model older than this (0: never)', '0')
-      .option('--history <duration>', 'automatic and scheduled trainings use windows of this last stretch (0: all)', '0')
-      .addOption(new Option('--model <kind>', 'model trained automatically').choices(['msae', 'dense']).default('msae'))
-      .option('--target-fpr <rate>', 'false alarms per window to calibrate for', '0.0001')
-      .option('--model-key <file>', "Ed25519 key that signs models for the agents (created 0600 when missing; default: beside --db)"),
-  ).action(async (o) => {
-    const store = openStore(o.db);
+  addConfig(
+    addTls(
+      program
+        .command('aggregator')
+        .description('receive partial graphs from agents, join hosts into one MSDEG per window, keep them in SQLite, detect anomalies')
+        .option('--listen <addr>', 'HOST:PORT or unix:/path (beyond loopback only with TLS)', def('aggregator', 'listen'))
+        .option('--db <file>', 'SQLite file', def('aggregator', 'db'))
+        .option('--grace <duration>', 'how long after a window ends to wait for missing agents', def('aggregator', 'grace'))
+        .option('--alerts <file>', 'also write alerts as JSON Lines to this file')
+        .option('--learn-after <n>', 'train automatically once an application without a model has this many windows (0: only `distappguard train`)', def('aggregator', 'detection.learnAfter'))
+        .option('--retrain-every <duration>', 'retrain a model older than this (0: never)', def('aggregator', 'detection.retrainEvery'))
+        .option('--history <duration>', 'automatic and scheduled trainings use windows of this last stretch (0: all)', def('aggregator', 'detection.history'))
+        .addOption(new Option('--model <kind>', 'model trained automatically').choices(['msae', 'dense']).default(def('aggregator', 'detection.model')))
+        .option('--target-fpr <rate>', 'false alarms per window to calibrate for', def('aggregator', 'detection.targetFpr'))
+        .option('--model-key <file>', "Ed25519 key that signs models for the agents (created 0600 when missing; default: beside --db)"),
+    ),
+    'aggregator',
+  ).action(async (_o, cmd: Command) => {
+    const c = loadConfig('aggregator', cmd, log);
+    const store = openStore(c.db);
     let key: SigningKey;
     try {
-      key = loadOrCreateSigningKey(o.modelKey ?? `${o.db}.model-key.pem`);
+      key = loadOrCreateSigningKey(c.detection.modelKey);
     } catch (e) {
       store.close();
       throw new CliError((e as Error).message);
     }
-    const learnAfter = Number(o.learnAfter);
-    if (!Number.isInteger(learnAfter) || learnAfter < 0) throw new CliError(`--learn-after: '${o.learnAfter}' is not a whole number`);
-    const targetFpr = Number(o.targetFpr);
-    if (!(targetFpr > 0 && targetFpr < 1)) throw new CliError(`--target-fpr: '${o.targetFpr}' is not a rate between 0 and 1`);
+    let outputs;
+    let token: string | undefined;
+    try {
+      outputs = alertOutputsFromConfig(c.alerts, { log });
+      token = c.http.token === undefined ? undefined : readFileSync(c.http.token, 'utf8').trim();
+    } catch (e) {
+      store.close();
+      const m = (e as Error).message;
+      throw new CliError(m.startsWith('alerts') ? m : `http.token ${c.http.token}: ${m}`);
+    }
     let server: AggregatorServer | undefined;
     const detection = new DetectionService({
       store,
       log,
-      alertsFile: o.alerts,
-      learnAfter,
-      retrainEveryMs: o.retrainEvery === '0' ? 0 : dur(o.retrainEvery, '--retrain-every'),
-      historyMs: o.history === '0' ? 0 : dur(o.history, '--history'),
-      train: { kind: o.model, targetFpr },
+      outputs,
+      learnAfter: c.detection.learnAfter,
+      retrainEveryMs: c.detection.retrainEvery,
+      historyMs: c.detection.history,
+      train: { kind: c.detection.model, targetFpr: c.detection.targetFpr },
       onModel: (app) => server?.pushModels(app),
     });
     server = new AggregatorServer({
-      listen: o.listen,
+      listen: c.listen,
       store,
       log,
-      graceMs: dur(o.grace, '--grace'),
-      tls: tlsOf(o),
+      graceMs: c.grace,
+      tls: c.tls,
       onWindow: (w) => detection.onWindow(w),
       models: new ModelPusher(detection.det, key),
       onLocalVerdict: (agent, w, v) => detection.raiseLocal(agent, w, v),
     });
+    let obs: ObservabilityHttp | undefined;
     try {
+      if (c.http.listen !== 'off') {
+        const srv = server;
+        const console_ = consoleHandler({ store, detection, token, log, connectedAgents: () => srv.connectedAgents() });
+        obs = await startHttp('console and metrics', () => startAggregatorHttp({ server: srv, detection, store, log, listen: c.http.listen, tls: c.http.tls, metricsToken: token, extraHandlers: [console_] }), log);
+      }
       await server.start();
     } catch (e) {
+      await obs?.close();
+      await detection.close();
       store.close();
       throw new CliError((e as Error).message);
     }
     await new Promise<void>((res) => onStopSignal(log, 'shutting down', () => res()));
     await server.stop();
+    await obs?.close();
     await detection.close();
     store.close();
-    log.info({ ingest: server.ingest.counters, server: server.counters, detection: detection.counters }, 'aggregator stopped');
+    log.info({ ingest: server.ingest.counters, server: server.counters, detection: detection.counters, outputs: detection.outputs?.counters }, 'aggregator stopped');
   });
 
-  addTls(
-    program
-      .command('agent')
-      .description('trace this host (or replay a trace) and stream each window to the aggregator')
-      .requiredOption('--aggregator <addr>', 'aggregator HOST:PORT or unix:/path')
-      .option('--host-id <id>', 'this host\'s id', hostname())
-      .option('--app <name>', 'application name', 'default')
-      .option('--agent-id <id>', 'agent id (default: the host id)')
-      .option('--spool <file>', 'durable spool of windows not yet acknowledged', '/var/lib/distappguard/spool.db')
-      .option('--spool-max <bytes>', 'spool size bound in bytes', String(256 << 20))
-      .option('--spool-max-age <duration>', 'spool age bound', '24h')
-      .option('--window <duration>', 'window length', '5s')
-      .option('--lateness <duration>', 'how long a window waits for late events', '1s')
-      .option('--drain-timeout <duration>', 'at the end, how long to wait for the aggregator to acknowledge everything', '30s')
-      .addOption(new Option('--collector <name>', 'ebpf, strace, or auto').choices(['auto', 'ebpf', 'strace']).default('auto'))
-      .option('--pid <pid...>', 'attach to running processes')
-      .option('--container <id>', 'attach to a container (id or cgroup path)')
-      .option('--replay <format:path>', 'replay a recorded trace instead of tracing: strace:FILE or lttng:DIR')
-      .option('--model-dir <dir>', 'where the model pushed by the aggregator is kept (default: model/ beside --spool)')
-      .option('--model-key <file>', "the aggregator's model public key (PEM) to trust; default: the first key seen is pinned")
-      .option('--no-local-detection', 'do not score windows on this host')
-      .argument('[command...]', 'command to run and trace (after --)'),
-  ).action(async (command: string[], o) => {
-    const hostId: string = o.hostId;
-    const windowMs = dur(o.window, '--window');
-    let target: TraceTarget | undefined;
-    let replay: { format: 'strace' | 'lttng'; path: string } | undefined;
+  addConfig(
+    addTls(
+      program
+        .command('agent')
+        .description('trace this host (or replay a trace) and stream each window to the aggregator')
+        .option('--aggregator <addr>', 'aggregator HOST:PORT or unix:/path (required: here, in the --config file or DISTAPPGUARD_AGGREGATOR)')
+        .option('--host-id <id>', "this host's id (default: the hostname)")
+        .option('--app <name>', 'application name', def('agent', 'app'))
+        .option('--agent-id <id>', 'agent id (default: the host id)')
+        .option('--spool <file>', 'durable spool of windows not yet acknowledged', def('agent', 'spool.path'))
+        .option('--spool-max <bytes>', 'spool size bound (bytes, or e.g. 256MiB)', def('agent', 'spool.maxBytes'))
+        .option('--spool-max-age <duration>', 'spool age bound', def('agent', 'spool.maxAge'))
+        .option('--window <duration>', 'window length', def('agent', 'window'))
+        .option('--lateness <duration>', 'how long a window waits for late events', def('agent', 'lateness'))
+        .option('--drain-timeout <duration>', 'at the end, how long to wait for the aggregator to acknowledge everything', def('agent', 'drainTimeout'))
+        .addOption(new Option('--collector <name>', 'ebpf, strace, or auto').choices(['auto', 'ebpf', 'strace']).default(def('agent', 'collector')))
+        .option('--pid <pid...>', 'attach to running processes')
+        .option('--container <id>', 'attach to a container (id or cgroup path)')
+        .option('--replay <format:path>', 'replay a recorded trace instead of tracing: strace:FILE or lttng:DIR')
+        .option('--model-dir <dir>', 'where the model pushed by the aggregator is kept (default: model/ beside --spool)')
+        .option('--model-key <file>', "the aggregator's model public key (PEM) to trust; default: the first key seen is pinned")
+        .option('--no-local-detection', 'do not score windows on this host')
+        .argument('[command...]', 'command to run and trace (after --)'),
+    ),
+    'agent',
+  ).action(async (command: string[], o, cmd: Command) => {
+    // on the command line, one target at most; without one, the file's (or DISTAPPGUARD_PID/CONTAINER)
     const chosen = [command.length > 0, o.pid !== undefined, o.container !== undefined, o.replay !== undefined].filter(Boolean).length;
-    if (chosen !== 1) throw new CliError('agent: give exactly one of -- COMMAND…, --pid PID…, --container ID, --replay FORMAT:PATH');
+    if (chosen > 1) throw new CliError('agent: give exactly one of -- COMMAND…, --pid PID…, --container ID, --replay FORMAT:PATH');
+    let replay: { format: 'strace' | 'lttng'; path: string } | undefined;
     if (o.replay) {
       const m = /^(strace|lttng):(.+)$/.exec(o.replay);
       if (!m) throw new CliError(`--replay '${o.replay}': expected strace:FILE or lttng:DIR`);
       replay = { format: m[1] as 'strace' | 'lttng', path: m[2] };
-    } else if (command.length > 0) target = { command };
-    else if (o.container) target = { container: o.container };
-    else target = { pids: (o.pid as string[]).map(Number) };
+    }
+    const c = loadConfig('agent', cmd, log, (flags) => command.length > 0 && flags.set('target.command', command, '-- COMMAND'), { requireTarget: !replay });
+    const target: TraceTarget | undefined = replay ? undefined : c.target;
+    const hostId = c.hostId;
+    const windowMs = c.window;
 
     let spool: Spool;
     try {
-      mkdirSync(dirname(o.spool), { recursive: true });
-      spool = Spool.open(o.spool, { maxBytes: Number(o.spoolMax), maxAgeMs: dur(o.spoolMaxAge, '--spool-max-age') });
+      mkdirSync(dirname(c.spool.path), { recursive: true });
+      spool = Spool.open(c.spool.path, { maxBytes: c.spool.maxBytes, maxAgeMs: c.spool.maxAge });
     } catch (e) {
-      throw new CliError(`spool ${o.spool}: ${(e as Error).message}`);
+      throw new CliError(`spool ${c.spool.path}: ${(e as Error).message}`);
     }
     if (spool.recovered) log.error(spool.recovered, 'the spool file was damaged: moved aside, started a fresh one');
-    const collector = replay ? (replay.format === 'strace' ? 'strace-file' : 'lttng') : (o.collector as CollectorChoice);
+    const collector = replay ? (replay.format === 'strace' ? 'strace-file' : 'lttng') : (c.collector as CollectorChoice);
     let local: LocalModel | undefined;
-    if (o.localDetection) {
+    if (c.model.localDetection) {
       let trustedKeyPem: string | undefined;
       try {
-        trustedKeyPem = o.modelKey === undefined ? undefined : readFileSync(o.modelKey, 'utf8');
+        trustedKeyPem = c.model.key === undefined ? undefined : readFileSync(c.model.key, 'utf8');
       } catch (e) {
-        throw new CliError(`--model-key ${o.modelKey}: ${(e as Error).message}`);
+        throw new CliError(`model key ${c.model.key}: ${(e as Error).message}`);
       }
-      local = await startLocalModel({ dir: o.modelDir ?? join(dirname(o.spool), 'model'), host: hostId, app: o.app, trustedKeyPem, log });
+      local = await startLocalModel({ dir: c.model.dir, host: hostId, app: c.app, trustedKeyPem, log });
     }
     const link = new AgentLink({
       onModel: local?.onModel,
-      aggregator: o.aggregator,
+      aggregator: c.aggregator,
       spool,
       log,
-      tls: tlsOf(o),
-      hello: { agentId: o.agentId ?? hostId, host: hostId, app: o.app, agentVersion: version, protocolVersion: PROTOCOL_VERSION, windowMs, collector, modelVersion: local?.version ?? '' },
+      tls: c.tls,
+      hello: { agentId: c.agentId, host: hostId, app: c.app, agentVersion: version, protocolVersion: PROTOCOL_VERSION, windowMs, collector, modelVersion: local?.version ?? '' },
     });
+    const observed: AgentObserved = { link, spool, local: local?.detection, phase: 'starting' };
+    const obs = c.http.listen === 'off' ? undefined : await startHttp('metrics', () => startAgentHttp({ observed, listen: c.http.listen, log }), log);
     link.start();
     const opened = await openCollector({ choice: collector, target, path: replay?.path, intervalMs: Math.min(1000, windowMs), log });
+    observed.collector = opened.collector;
+    observed.phase = 'collecting';
     let stoppedBySignal = false;
     const dispose = onStopSignal(log, 'shutting down: flushing the last window', () => {
       stoppedBySignal = true;
@@ -204,11 +282,14 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
     const attribution = replay ? (replay.format === 'strace' ? new LocalFilesAttribution() : noAttribution) : new ProcAttribution();
     const summary = await runCollector(
       opened.collector,
-      { tracker: { app: o.app, host: hostId, windowMs, latenessMs: dur(o.lateness, '--lateness'), attribution }, live: !replay, log },
+      { tracker: { app: c.app, host: hostId, windowMs, latenessMs: c.lateness, attribution }, live: !replay, log, onTracker: (t) => (observed.tracker = t) },
       (w) => link.enqueue(attachVerdict(local, w)),
     );
     dispose();
-    const drained = await link.waitDrained(dur(o.drainTimeout, '--drain-timeout'));
+    observed.phase = 'draining';
+    const drained = await link.waitDrained(c.drainTimeout);
+    observed.phase = 'stopped';
+    await obs?.close();
     local?.detection.dispose();
     log.info({ windows: summary.tracker.windows, link: link.counters, spool: spool.stats(), drained, localDetection: local?.detection.counters }, drained ? 'agent done: every window acknowledged' : 'agent done: windows left in the spool for the next run');
     await link.stop();

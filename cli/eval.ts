@@ -8,9 +8,11 @@ import type { Logger } from 'pino';
 import { evaluateMethod, type Dataset } from '../eval/evaluate.js';
 import { lidDsDataset } from '../eval/lidds.js';
 import type { Recording } from '../eval/recording.js';
+import type { ReplayProgress } from '../eval/replay.js';
 import { existsSync } from 'node:fs';
 import { allMethods } from '../eval/methods.js';
 import { tableMarkdown, writeReport, type DatasetResult } from '../eval/report.js';
+import { formatBytes, startProgress } from '../shared/progress.js';
 import { projectRoot } from '../shared/project-root.js';
 import { CliError, dur } from './distributed.js';
 
@@ -59,28 +61,52 @@ export function addEvalCommand(program: Command, log: Logger): void {
       if (methods.length === 0) throw new CliError(`--methods: none of '${o.methods}' is a method (${allMethods().map((m) => m.name).join(', ')})`);
       const results: DatasetResult[] = [];
       const windowsOf = new Map<string, Dataset>();
-      for (const windowMs of windows) {
-        log.info({ dataset, window: `${windowMs / 1000}s` }, 'replaying the recordings');
-        let ds: Dataset;
-        try {
-          ds = recording
-            ? await recordingDataset(recording, dataset === 'epc' ? 'LTE core (EPC testbed)' : 'web stack (nginx, app, redis, postgresql)', windowMs, log)
-            : await lidDsDataset(o.data, windowMs, log);
-        } catch (e) {
-          throw new CliError((e as Error).message);
+      // one step per window length for its replay, one per method for its training and scoring
+      const progress = startProgress({ label: `eval ${dataset}`, total: windows.length * (methods.length + 1), unit: 'steps', log });
+      let step = 0;
+      try {
+        for (const windowMs of windows) {
+          const w = `${windowMs / 1000}s`;
+          // at a terminal the line says it; in logs these few lines stay (the progress lines are thinned out)
+          if (!progress.tty) log.info({ dataset, window: w }, 'replaying the recordings');
+          progress.update(step, `${w}: replaying`);
+          const replayed = (p: ReplayProgress) => {
+            const within = p.bytesTotal ? Math.min(1, p.bytesRead / p.bytesTotal) : 0;
+            const read = p.bytesTotal ? `${formatBytes(p.bytesRead)} of ${formatBytes(p.bytesTotal)}` : `${p.events} events`;
+            progress.update(step + within, `${w}: replaying ${read} (${p.tracesDone}/${p.traces} traces done)`);
+          };
+          let ds: Dataset;
+          try {
+            ds = recording
+              ? await recordingDataset(recording, dataset === 'epc' ? 'LTE core (EPC testbed)' : 'web stack (nginx, app, redis, postgresql)', windowMs, log, replayed)
+              : await lidDsDataset(o.data, windowMs, log);
+          } catch (e) {
+            throw new CliError((e as Error).message);
+          }
+          step++;
+          windowsOf.set(`${ds.name}/${windowMs}`, ds);
+          const r: DatasetResult = { dataset: ds.name, windowMs, trainWindows: ds.train.length, testWindows: ds.test.length, runs: ds.runs, methods: [] };
+          for (const m of methods) {
+            if (!progress.tty) log.info({ method: m.name, window: w }, 'training and scoring');
+            progress.update(step, `${w} ${m.name}`);
+            const res = await evaluateMethod(m, ds, { seed: Number(o.seed), targetFpr: Number(o.targetFpr), onProgress: (what) => progress.update(step, `${w} ${m.name}: ${what}`) });
+            r.methods.push(res);
+            step++;
+            progress.update(step, `${w} ${m.name}: ${res.error ? `not trained (${res.error})` : 'done'}`);
+          }
+          progress.clear(); // the table goes to stdout, often the same terminal
+          process.stdout.write(tableMarkdown(r) + '\n');
+          results.push(r);
         }
-        windowsOf.set(`${ds.name}/${windowMs}`, ds);
-        const r: DatasetResult = { dataset: ds.name, windowMs, trainWindows: ds.train.length, testWindows: ds.test.length, runs: ds.runs, methods: [] };
-        for (const m of methods) {
-          log.info({ method: m.name, window: `${windowMs / 1000}s` }, 'training and scoring');
-          r.methods.push(await evaluateMethod(m, ds, { seed: Number(o.seed), targetFpr: Number(o.targetFpr), onProgress: (what) => log.info(what) }));
-        }
-        process.stdout.write(tableMarkdown(r) + '\n');
-        results.push(r);
+        progress.update(step, 'writing the report');
+        const { files } = await writeReport(o.out, `DistAppGuard evaluation: ${dataset}`, results, (name, windowMs, start) =>
+          windowsOf.get(`${name}/${windowMs}`)?.test.find((w) => w.windowStart === start)?.merged,
+        );
+        progress.end(`report written to ${o.out}`);
+        log.info({ out: o.out, files: files.length }, 'report written (report.html, results.md, results.json, SVG plots)');
+      } catch (e) {
+        progress.end('failed');
+        throw e;
       }
-      const { files } = await writeReport(o.out, `DistAppGuard evaluation: ${dataset}`, results, (name, windowMs, start) =>
-        windowsOf.get(`${name}/${windowMs}`)?.test.find((w) => w.windowStart === start)?.merged,
-      );
-      log.info({ out: o.out, files: files.length }, 'report written (report.html, results.md, results.json, SVG plots)');
     });
 }

@@ -20,6 +20,9 @@ import { buildWorkload } from './workload.js';
 import { CliError, addDistributedCommands } from './distributed.js';
 import { addDetectionCommands } from './detection.js';
 import { addEvalCommand } from './eval.js';
+import { addConfigCommands } from './config.js';
+import { addInstallCommand } from './install.js';
+import { addCertsCommands } from './certs.js';
 import { distributedDemo } from './demo.js';
 import { epcDemo } from './demo-epc.js';
 
@@ -258,6 +261,9 @@ export function buildProgram(log: Logger): Command {
   addDistributedCommands(program, log, VERSION);
   addDetectionCommands(program, log);
   addEvalCommand(program, log);
+  addConfigCommands(program);
+  addInstallCommand(program);
+  addCertsCommands(program, log);
   return program;
 }
 

@@ -40,21 +40,37 @@ export interface EvalOptions {
   seed?: number;
   targetFpr?: number;
   minWindows?: number;
+  /** what the method is doing now, often (every epoch, every few hundred windows): for a progress line, not for a log */
   onProgress?: (what: string) => void;
 }
+
+/** Scoring progress is told every this many windows. */
+const SCORING_NOTE_EVERY = 256;
 
 /** A window with never-seen features is an alert whatever its reconstruction (the paper's rule), for every method alike. */
 const NEW_FEATURE_FACTOR = 10;
 
 export async function evaluateMethod(m: Method, ds: Dataset, o: EvalOptions = {}): Promise<MethodResult> {
   const base = { method: m.name, model: m.model, windowMs: ds.windowMs };
-  m.prepare?.(ds.train);
+  if (m.prepare) {
+    o.onProgress?.(`preparing on ${ds.train.length} training windows`);
+    m.prepare(ds.train);
+  }
+  o.onProgress?.(`training on ${ds.train.length} windows`);
   const t0 = performance.now();
   let det: Detector;
   try {
     const art = await trainModel(
       ds.train.map((w) => ({ windowStart: w.windowStart, edges: m.features(w) })),
-      { app: ds.app, windowMs: ds.windowMs, kind: m.model, seed: o.seed ?? 1, targetFpr: o.targetFpr ?? 1e-4, minWindows: o.minWindows ?? 20 },
+      {
+        app: ds.app,
+        windowMs: ds.windowMs,
+        kind: m.model,
+        seed: o.seed ?? 1,
+        targetFpr: o.targetFpr ?? 1e-4,
+        minWindows: o.minWindows ?? 20,
+        onEpoch: o.onProgress ? (e) => o.onProgress!(`training: epoch ${e.epoch + 1}/${e.epochs}, loss ${e.loss.toFixed(4)} held-out ${e.valLoss.toFixed(4)}`) : undefined,
+      },
     );
     det = await Detector.load(art);
   } catch (e) {
@@ -62,11 +78,12 @@ export async function evaluateMethod(m: Method, ds: Dataset, o: EvalOptions = {}
     throw e;
   }
   const trainSeconds = (performance.now() - t0) / 1000;
-  o.onProgress?.(`${ds.name} ${m.name} ${ds.windowMs / 1000}s: trained in ${trainSeconds.toFixed(1)} s, scoring ${ds.test.length} windows`);
+  o.onProgress?.(`trained in ${trainSeconds.toFixed(1)} s, scoring ${ds.test.length} windows`);
   const threshold = det.artifact.calibration.threshold;
   const times: number[] = [];
   let top: MethodResult['top'];
-  const scores = ds.test.map((w) => {
+  const scores = ds.test.map((w, i) => {
+    if (i > 0 && i % SCORING_NOTE_EVERY === 0) o.onProgress?.(`scoring: ${i}/${ds.test.length} windows`);
     const s = performance.now();
     const v = det.scoreOne(m.features(w));
     times.push(performance.now() - s);

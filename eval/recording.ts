@@ -6,8 +6,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { startProgress } from '../shared/progress.js';
 import type { Dataset } from './evaluate.js';
-import { replayTraces } from './replay.js';
+import { replayTraces, type ReplayProgress } from './replay.js';
 
 export interface Recording {
   dir: string;
@@ -32,14 +33,15 @@ export function readRecording(dir: string): Recording {
 export const WARM_UP_MS = 60_000;
 
 /** A recording at one window length: whole windows only, training before testStart, the rest test. */
-export async function recordingDataset(rec: Recording, name: string, windowMs: number, log?: Logger): Promise<Dataset> {
+export async function recordingDataset(rec: Recording, name: string, windowMs: number, log?: Logger, onProgress?: (p: ReplayProgress) => void): Promise<Dataset> {
   const app = rec.testbed ?? 'epc'; // recordings made before the field existed are EPC runs
   // an attacker's own process is outside the application (recordings made before this rule traced the EPC's rogue gateway)
   const traced = rec.traces.filter((t) => t.component !== 'rogueGw');
-  const windows = await replayTraces(traced.map((t) => ({ host: t.component, format: 'strace' as const, path: t.file })), app, windowMs, log);
-  // steady state only: the first minute is the programs starting (libraries mapped, pools
-  // allocated, caches filled), not the behaviour a deployed model learns or watches
-  const from = rec.t0 + WARM_UP_MS;
+  const windows = await replayTraces(traced.map((t) => ({ host: t.component, format: 'strace' as const, path: t.file })), app, windowMs, log, onProgress);
+  // steady state only: the first minute (a quarter of a short training stretch) is the
+  // programs starting — libraries mapped, pools allocated, caches filled — not the behaviour
+  // a deployed model learns or watches
+  const from = rec.t0 + Math.min(WARM_UP_MS, (rec.testStart - rec.t0) / 4);
   const inside = windows.filter((w) => w.windowStart >= from && w.windowStart + windowMs <= rec.end);
   return {
     name,
@@ -62,6 +64,44 @@ export function schedule<K extends string>(o: { trainMs: number; attackMs: numbe
     }
   }
   return { attacks, durationMs: t };
+}
+
+/**
+ * Waits for a live recording to finish, showing how far it is (elapsed of the planned
+ * duration) and what the testbed is doing: a line at a terminal, a log line every 30 s
+ * otherwise.
+ */
+export async function recordingProgress(
+  label: string,
+  t0: number,
+  durationMs: number,
+  trainMs: number,
+  attacks: readonly { kind: string; startMs: number; endMs: number }[],
+  finished: Promise<unknown>,
+  log?: Logger,
+): Promise<void> {
+  const progress = startProgress({ label, total: Math.round(durationMs / 1000), unit: 's', rate: false, log, everyMs: 30_000 });
+  const phase = (ms: number) => {
+    if (ms >= durationMs) return 'stopping the testbed';
+    const a = attacks.find((x) => ms >= x.startMs && ms < x.endMs);
+    if (a) return `attack ${a.kind} (${attacks.indexOf(a) + 1}/${attacks.length})`;
+    return ms < trainMs ? 'normal traffic (training stretch)' : 'normal traffic';
+  };
+  const show = () => {
+    const ms = Math.max(0, Date.now() - t0);
+    progress.update(Math.min(ms, durationMs) / 1000, phase(ms));
+  };
+  show();
+  const timer = setInterval(show, 1000);
+  try {
+    await finished;
+    progress.end('done');
+  } catch (e) {
+    progress.end('failed');
+    throw e;
+  } finally {
+    clearInterval(timer);
+  }
 }
 
 /** The capture command that records one component while it runs: its raw strace text and its windows. */

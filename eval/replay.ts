@@ -4,6 +4,7 @@
  * partial graphs (the agents' pipeline), the application-wide merged windows (the
  * aggregator's correlation), and the syscall bags the sequence baselines need.
  */
+import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { openCollector } from '../agent/collectors/open.js';
 import type { Collector } from '../agent/collectors/collector.js';
@@ -28,6 +29,21 @@ export interface EvalWindow {
   bags: Map<string, SyscallBag>;
 }
 
+/**
+ * How far a replay has got, for a progress display: strace logs are read by this process, so
+ * their bytes read are known (of their sizes on disk, compressed or not); LTTng traces are read
+ * by babeltrace2, so for them there is only the events count.
+ */
+export interface ReplayProgress {
+  bytesRead: number;
+  /** sum of the strace files' sizes; absent when any trace is LTTng */
+  bytesTotal?: number;
+  events: number;
+  /** traces read to the end, of `traces` */
+  tracesDone: number;
+  traces: number;
+}
+
 /** A collector whose events are also handed to `tap`. */
 function tapped(c: Collector, tap: (batch: Parameters<BagFolder['push']>[0]) => void): Collector {
   return {
@@ -44,12 +60,26 @@ function tapped(c: Collector, tap: (batch: Parameters<BagFolder['push']>[0]) => 
   };
 }
 
-export async function replayHost(t: HostTrace, app: string, windowMs: number, log?: Logger): Promise<{ partials: PartialWindow[]; bags: Map<number, SyscallBag> }> {
+/** `onRead(bytesRead, events)` after every batch (bytesRead: the strace file's read position; 0 for LTTng). */
+export async function replayHost(
+  t: HostTrace,
+  app: string,
+  windowMs: number,
+  log?: Logger,
+  onRead?: (bytesRead: number, events: number) => void,
+): Promise<{ partials: PartialWindow[]; bags: Map<number, SyscallBag> }> {
   const opened = await openCollector({ choice: t.format === 'strace' ? 'strace-file' : 'lttng', path: t.path, log });
   const bags = new BagFolder(windowMs);
   const partials: PartialWindow[] = [];
+  let events = 0;
   await runCollector(
-    tapped(opened.collector, (b) => bags.push(b)),
+    tapped(opened.collector, (b) => {
+      bags.push(b);
+      if (onRead) {
+        events += b.length;
+        onRead(opened.collector.counters().bytesRead ?? 0, events);
+      }
+    }),
     { tracker: { app, host: t.host, windowMs, attribution: t.format === 'strace' ? new LocalFilesAttribution() : noAttribution }, live: false, log },
     (w) => partials.push(w),
   );
@@ -57,8 +87,46 @@ export async function replayHost(t: HostTrace, app: string, windowMs: number, lo
 }
 
 /** Every host's trace into windows of `windowMs`, merged across hosts in time order. */
-export async function replayTraces(traces: readonly HostTrace[], app: string, windowMs: number, log?: Logger): Promise<EvalWindow[]> {
-  const perHost = await Promise.all(traces.map(async (t) => ({ host: t.host, ...(await replayHost(t, app, windowMs, log)) })));
+export async function replayTraces(
+  traces: readonly HostTrace[],
+  app: string,
+  windowMs: number,
+  log?: Logger,
+  onProgress?: (p: ReplayProgress) => void,
+): Promise<EvalWindow[]> {
+  // the hosts are replayed side by side: their figures are summed
+  const read = traces.map(() => ({ bytes: 0, events: 0, done: false }));
+  let sizes: number[] | undefined;
+  if (onProgress && traces.every((t) => t.format === 'strace')) {
+    try {
+      sizes = traces.map((t) => statSync(t.path).size);
+    } catch {
+      sizes = undefined; // a missing file: the replay says so
+    }
+  }
+  const bytesTotal = sizes?.reduce((a, b) => a + b, 0);
+  const report = () => {
+    const sum = read.reduce((a, r) => ({ bytes: a.bytes + r.bytes, events: a.events + r.events, done: a.done + (r.done ? 1 : 0) }), { bytes: 0, events: 0, done: 0 });
+    onProgress!({ bytesRead: sum.bytes, bytesTotal, events: sum.events, tracesDone: sum.done, traces: traces.length });
+  };
+  const perHost = await Promise.all(
+    traces.map(async (t, i) => {
+      const onRead = onProgress
+        ? (bytes: number, events: number) => {
+            read[i].bytes = bytes;
+            read[i].events = events;
+            report();
+          }
+        : undefined;
+      const out = await replayHost(t, app, windowMs, log, onRead);
+      if (onProgress) {
+        read[i].done = true;
+        if (sizes) read[i].bytes = sizes[i];
+        report();
+      }
+      return { host: t.host, ...out };
+    }),
+  );
   const starts = new Set<number>();
   for (const h of perHost) {
     h.partials.forEach((p) => starts.add(p.windowStart));

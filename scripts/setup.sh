@@ -17,6 +17,7 @@ need redis-server redis-server
 need redis-cli redis-tools
 need psql postgresql-client
 need wrk wrk
+need chromium chromium
 [ -x /usr/lib/postgresql/15/bin/postgres ] || missing+=(postgresql)
 [ -e /usr/include/postgresql/libpq-fe.h ] || missing+=(libpq-dev)
 [ -e /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)

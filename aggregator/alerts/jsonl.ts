@@ -1,10 +1,13 @@
 /**
  * Alerts as JSON Lines, one object per alert, appended as they are raised: what a SIEM
- * forwarder tails. A failed write is logged and counted; detection carries on.
+ * forwarder tails. An output of the fan-out (outputs.ts): a failed write (a full disk, a
+ * missing directory) is retried and the alerts wait in the store; detection carries on.
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { AlertRow } from '../store/detection.js';
+import { DeliveryError, type AlertEvent, type AlertOutput } from './outputs.js';
 
 export function alertJson(a: AlertRow, incident: { id: number; isNew: boolean }): Record<string, unknown> {
   return {
@@ -28,23 +31,49 @@ export function alertJson(a: AlertRow, incident: { id: number; isNew: boolean })
   };
 }
 
-export class JsonlAlertOutput {
-  failures = 0;
-  written = 0;
+export class JsonlAlertOutput implements AlertOutput {
+  readonly name: string;
+  readonly file: string;
 
-  constructor(readonly file: string) {
-    mkdirSync(dirname(file), { recursive: true });
+  constructor(file: string) {
+    this.file = resolve(file);
+    this.name = `jsonl:${this.file}`;
+    mkdirSync(dirname(this.file), { recursive: true });
   }
 
-  /** Returns the error instead of throwing: an output must never stop detection. */
-  write(record: Record<string, unknown>): Error | undefined {
+  /**
+   * Appends one line. The file is opened per alert (a rotated file is followed at once); a
+   * write that fails half-way is cut back, so a retry never leaves a broken line behind.
+   */
+  async deliver(e: AlertEvent): Promise<void> {
+    const line = Buffer.from(JSON.stringify(alertJson(e.alert, e.incident)) + '\n');
+    const fail = (err: unknown) => new DeliveryError(`${this.file}: ${(err as Error).message}`, { cause: err });
+    let fh;
     try {
-      appendFileSync(this.file, JSON.stringify(record) + '\n');
-      this.written++;
-      return undefined;
-    } catch (e) {
-      this.failures++;
-      return e as Error;
+      fh = await open(this.file, 'a', 0o640);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fail(err);
+      // the directory was removed since the start: make it again
+      try {
+        await mkdir(dirname(this.file), { recursive: true });
+        fh = await open(this.file, 'a', 0o640);
+      } catch (err2) {
+        throw fail(err2);
+      }
+    }
+    try {
+      const { size } = await fh.stat();
+      try {
+        const { bytesWritten } = await fh.write(line);
+        if (bytesWritten !== line.length) throw new Error(`short write (${bytesWritten} of ${line.length} bytes): is the disk full?`);
+      } catch (err) {
+        await fh.truncate(size).catch(() => {});
+        throw fail(err);
+      }
+    } finally {
+      await fh.close().catch(() => {});
     }
   }
+
+  close(): void {}
 }

@@ -11,6 +11,7 @@
  */
 
 import { AGENT_MODEL_SQL, DETECTION_SQL } from './schema-detection.js';
+import { DELIVERIES_SQL } from './schema-deliveries.js';
 
 export interface Migration {
   version: number;
@@ -127,6 +128,7 @@ FROM edges e LEFT JOIN roles s ON s.id = e.src LEFT JOIN roles d ON d.id = e.dst
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'agents, roles, partials, windows, edges, flows', sql: V1 },
   { version: 2, name: 'models, scores, incidents, alerts, accepted edges, agent models', sql: DETECTION_SQL + AGENT_MODEL_SQL },
+  { version: 3, name: 'alert delivery cursors', sql: DELIVERIES_SQL },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1].version;

@@ -27,6 +27,7 @@ import { checkHeader, migrate, readHeader } from './migrate.js';
 import { SCHEMA_VERSION } from './schema.js';
 import type {
   AgentInfo,
+  AgentRow,
   CommitResult,
   FlowRow,
   HostFlows,
@@ -177,6 +178,11 @@ export class Store {
   upsertAgent(a: AgentInfo): void {
     const now = this.now();
     this.s.upsertAgent.run(a.agentId, a.host, a.app, a.agentVersion, a.windowMs, now, now);
+  }
+
+  /** Every agent that ever said hello, by app and host. */
+  listAgents(): AgentRow[] {
+    return this.s.agents.all() as AgentRow[];
   }
 
   /** Highest seq committed from this agent; -1 when none (seqs may start at 0). */
@@ -359,6 +365,8 @@ export class Store {
       window_ms = excluded.window_ms, last_seen = excluded.last_seen`);
     p('agentSeq', 'UPDATE agents SET last_seq = max(coalesce(last_seq, -1), ?), last_seen = ? WHERE agent_id = ?');
     p('lastSeq', 'SELECT last_seq FROM agents WHERE agent_id = ?');
+    p('agents', `SELECT agent_id AS agentId, host, app, agent_version AS agentVersion, window_ms AS windowMs, first_seen AS firstSeen,
+      last_seen AS lastSeen, last_seq AS lastSeq FROM agents ORDER BY app, host, agent_id`);
     p('insPartial', `INSERT INTO partials (agent_id, seq, app, host, window_start, window_ms, received_at, late, body)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (agent_id, seq) DO NOTHING`);
     p('insRole', 'INSERT INTO roles (id, label, kind) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING');

@@ -25,6 +25,15 @@ export interface AgentInfo {
   windowMs: number;
 }
 
+/** An agent as the store knows it: its last hello and when it was last heard from. */
+export interface AgentRow extends AgentInfo {
+  firstSeen: number;
+  /** its last hello or committed partial (ms) */
+  lastSeen: number;
+  /** highest seq committed; null before the first partial */
+  lastSeq: number | null;
+}
+
 export interface RoleInfo {
   /** 16 lowercase hex digits */
   id: string;

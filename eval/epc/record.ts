@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { makeHosts, netnsUnavailable } from '../../cli/netns.js';
 import { projectRoot } from '../../shared/project-root.js';
-import { captureWrap, schedule, type Recording } from '../recording.js';
+import { captureWrap, recordingProgress, schedule, type Recording } from '../recording.js';
 import { killAllEpc, startEpc, type AttackKind } from './testbed.js';
 
 export interface RecordOptions {
@@ -59,9 +59,7 @@ export async function recordEpc(o: RecordOptions): Promise<Recording> {
         return captureWrap(main, o.dir, 'epc', c, argv);
       },
     });
-    const progress = setInterval(() => o.log?.info({ elapsedS: Math.round((Date.now() - tb.t0) / 1000), of: Math.round(durationMs / 1000) }, 'recording'), 30_000);
-    await tb.finished;
-    clearInterval(progress);
+    await recordingProgress('recording the EPC testbed', tb.t0, durationMs, o.trainMs, attacks, tb.finished, o.log);
     const rec: Recording = { dir: o.dir, testbed: 'epc', t0: tb.t0, testStart: tb.t0 + o.trainMs, end: tb.t0 + durationMs, seed: tb.seed, traces, labels: tb.labels() };
     writeFileSync(join(o.dir, 'run.json'), JSON.stringify(rec, null, 1));
     return rec;

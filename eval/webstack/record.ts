@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { makeHosts, netnsUnavailable } from '../../cli/netns.js';
 import { projectRoot } from '../../shared/project-root.js';
-import { captureWrap, schedule, type Recording } from '../recording.js';
+import { captureWrap, recordingProgress, schedule, type Recording } from '../recording.js';
 import type { AttackKind } from './attacks.js';
 import { startWebstack } from './testbed.js';
 
@@ -44,15 +44,16 @@ export async function recordWebstack(o: WebstackRecordOptions): Promise<Recordin
       labelsFile,
       workDir: o.dir,
       serverStats: false,
+      // the app's counter snapshots are the testbed's instrumentation, not the application: a
+      // write every second would be an edge of the recording that no deployment has
+      snapshotMs: 0,
       wrap: (what, host, argv) => {
         if (what === 'load' || what === 'cache-abuse' || what === 'rogue-replica') return argv;
         traces.push({ component: what, host: host.name, file: join(o.dir, `${what}.strace`) });
         return captureWrap(main, o.dir, 'webstack', what, argv);
       },
     });
-    const progress = setInterval(() => o.log?.info({ elapsedS: Math.round((Date.now() - stack.t0) / 1000), of: Math.round(durationMs / 1000) }, 'recording'), 30_000);
-    await stack.finished;
-    clearInterval(progress);
+    await recordingProgress('recording the web stack', stack.t0, durationMs, o.trainMs, attacks, stack.finished, o.log);
     const labels = existsSync(labelsFile) ? readFileSync(labelsFile, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Recording['labels'][number]) : [];
     const rec: Recording = { dir: o.dir, testbed: 'webstack', t0: stack.t0, testStart: stack.t0 + o.trainMs, end: stack.t0 + durationMs, seed: stack.seed, traces, labels };
     writeFileSync(join(o.dir, 'run.json'), JSON.stringify(rec, null, 1));

@@ -93,14 +93,17 @@ export interface TlsPaths {
   clientKey: string;
 }
 
-/** A CA, a server certificate for `ip` (SAN IP:ip) and a client certificate, made with openssl. */
-export function makeCerts(dir: string, ip: string): TlsPaths {
+/**
+ * A CA, a server certificate for `ip` (SAN IP:ip) and a client certificate for the agent whose
+ * host id is `clientHost` (its CN: the aggregator binds the certificate to that host), made with openssl.
+ */
+export function makeCerts(dir: string, ip: string, clientHost = 'agent'): TlsPaths {
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   ssl('req', '-x509', ...key, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=distappguard-test-ca');
   writeFileSync(join(dir, 'server.ext'), `subjectAltName=IP:${ip}\nextendedKeyUsage=serverAuth\n`);
   writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  for (const [name, cn] of [['server', 'aggregator'], ['client', 'agent']]) {
+  for (const [name, cn] of [['server', 'aggregator'], ['client', clientHost]]) {
     ssl('req', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
     ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
   }

@@ -184,7 +184,7 @@ describe.skipIf(why !== undefined)('delivery faults: every window stored exactly
   it("a host's link down for 30 s: the agent spools, reconnects over mutual TLS, delivers everything", async () => {
     const d = join(dir, 't3');
     mkdirSync(d);
-    const tls = makeCerts(d, net.bridgeIp);
+    const tls = makeCerts(d, net.bridgeIp, 't3-app');
     const port = freshPorts().tcpPort;
     const addr = `${net.bridgeIp}:${port}`;
     const db = join(d, 'agg.db');

@@ -66,7 +66,7 @@ describe('store schema and migrations', () => {
     expect(db.pragma('application_id', { simple: true })).toBe(APPLICATION_ID);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     const tables = (db.prepare(`SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
-    expect(tables).toEqual(['accepted_edges', 'agents', 'alerts', 'edges', 'flows', 'incidents', 'models', 'partials', 'roles', 'scores', 'windows']);
+    expect(tables).toEqual(['accepted_edges', 'agents', 'alert_deliveries', 'alerts', 'edges', 'flows', 'incidents', 'models', 'partials', 'roles', 'scores', 'windows']);
     // edges: WITHOUT ROWID and no index besides its primary key
     expect((db.prepare(`SELECT count(*) AS n FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'edges' AND sql IS NOT NULL`).get() as { n: number }).n).toBe(0);
     expect(db.prepare(`SELECT sql FROM sqlite_schema WHERE name = 'edges'`).pluck().get()).toMatch(/WITHOUT ROWID/);
@@ -123,7 +123,7 @@ describe('store schema and migrations', () => {
     s.connection.prepare(`SELECT count(*) FROM models`).pluck().get();
     s.close();
     const after = raw(f);
-    expect(after.pragma('user_version', { simple: true })).toBe(2);
+    expect(after.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     after.close();
   });
 
