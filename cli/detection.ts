@@ -21,8 +21,8 @@ function trainingProgress(log: Logger) {
     if (!current) return;
     const c = current;
     current = undefined;
-    const stopped = c.epoch < c.epochs ? `, stopped early at epoch ${c.epoch}` : '';
-    c.progress.end(failed ? `${c.losses}; ${failed}` : `${c.losses}${stopped}`);
+    const stopped = c.epoch < c.epochs ? `stopped early at epoch ${c.epoch}, ` : '';
+    c.progress.end(failed ? `${failed}; ${c.losses}` : `${stopped}${c.losses}`);
   };
   return {
     onProgress: (p: { model: string; epoch: number; epochs: number; loss: number; valLoss: number }) => {

@@ -4,15 +4,17 @@
  * Lines) or a file; logs go to stderr (JSON, or pretty at a terminal).
  */
 import { Command, Option } from 'commander';
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, statSync, type WriteStream } from 'node:fs';
 import { hostname } from 'node:os';
+import { basename } from 'node:path';
 import { createLogger, type Logger } from '../shared/log.js';
 import { parseDuration } from '../shared/duration.js';
+import { startProgress } from '../shared/progress.js';
 import { onStopSignal } from '../shared/signals.js';
 import type { PartialWindow } from '../shared/graph.js';
 import { runCollector, type RunSummary } from '../agent/run.js';
 import { openCollector, type CollectorChoice, type TraceTarget } from '../agent/collectors/open.js';
-import { CollectorUnavailable } from '../agent/collectors/collector.js';
+import { CollectorUnavailable, tapCollector } from '../agent/collectors/collector.js';
 import { LocalFilesAttribution, ProcAttribution, noAttribution } from '../agent/state/attribution.js';
 import type { TrackerOptions } from '../agent/tracker.js';
 import { windowJson, windowTable } from './format.js';
@@ -90,13 +92,18 @@ class WindowSink {
   private file?: WriteStream;
   private readonly stdoutFormat: 'table' | 'json' | 'none';
   windows = 0;
-  constructor(o: GraphOutputOptions) {
+  /** `beforeStdout`: called before a window is printed at the terminal (a progress line wipes itself) */
+  constructor(
+    o: GraphOutputOptions,
+    private readonly beforeStdout?: () => void,
+  ) {
     if (o.out) this.file = createWriteStream(o.out, { flags: 'w' });
     this.stdoutFormat = o.format ?? (process.stdout.isTTY ? 'table' : o.out ? 'none' : 'json');
   }
   write = (w: PartialWindow): void => {
     this.windows++;
     this.file?.write(windowJson(w) + '\n');
+    if (this.stdoutFormat !== 'none' && process.stdout.isTTY) this.beforeStdout?.();
     if (this.stdoutFormat === 'table') process.stdout.write(windowTable(w));
     else if (this.stdoutFormat === 'json') process.stdout.write(windowJson(w) + '\n');
   };
@@ -150,10 +157,36 @@ async function importTrace(format: 'strace' | 'lttng', path: string, o: GraphOut
   const attribution = format === 'strace' && o.exeHash ? new LocalFilesAttribution() : noAttribution;
   const topts = trackerOptions(o, attribution);
   const opened = await openCollector({ choice: format === 'strace' ? 'strace-file' : 'lttng', path, log });
-  const sink = new WindowSink(o);
+  // a strace log is read here, so its read position against its size is the progress; an
+  // LTTng trace is read by babeltrace2, so there only the windows made can be counted
+  let size: number | undefined;
+  if (format === 'strace') {
+    try {
+      size = statSync(path).size;
+    } catch {
+      size = undefined; // the collector says what is wrong with the file
+    }
+  }
+  const label = `import ${format} ${basename(path)}`;
+  const progress = size !== undefined ? startProgress({ label, total: size, unit: 'B', log }) : startProgress({ label, unit: 'windows', log });
+  const sink = new WindowSink(o, () => progress.clear());
+  const c = opened.collector;
+  let events = 0;
+  // bytes: the note counts windows and events; windows: the note counts events
+  const note = () => (size !== undefined ? `${sink.windows} windows, ${events} events` : `${events} events`);
+  const show = () => progress.update(size !== undefined ? (c.counters().bytesRead ?? 0) : sink.windows, note());
+  const watched = tapCollector(c, (batch) => {
+    events += batch.length;
+    show();
+  });
   try {
-    const summary = await runCollector(opened.collector, { tracker: topts, live: false, log }, sink.write);
+    const summary = await runCollector(watched, { tracker: topts, live: false, log }, sink.write);
+    show();
+    progress.end(note());
     logSummary(log, summary, sink.windows);
+  } catch (e) {
+    progress.end('failed');
+    throw e;
   } finally {
     await sink.close();
   }

@@ -69,7 +69,7 @@ export async function evaluateMethod(m: Method, ds: Dataset, o: EvalOptions = {}
         seed: o.seed ?? 1,
         targetFpr: o.targetFpr ?? 1e-4,
         minWindows: o.minWindows ?? 20,
-        onEpoch: o.onProgress ? (e) => o.onProgress!(`training: epoch ${e.epoch + 1}/${e.epochs}, loss ${e.loss.toFixed(4)} held-out ${e.valLoss.toFixed(4)}`) : undefined,
+        onEpoch: o.onProgress ? (e) => o.onProgress!(`training epoch ${e.epoch + 1}/${e.epochs}, loss ${e.loss.toFixed(4)}`) : undefined,
       },
     );
     det = await Detector.load(art);
@@ -83,7 +83,7 @@ export async function evaluateMethod(m: Method, ds: Dataset, o: EvalOptions = {}
   const times: number[] = [];
   let top: MethodResult['top'];
   const scores = ds.test.map((w, i) => {
-    if (i > 0 && i % SCORING_NOTE_EVERY === 0) o.onProgress?.(`scoring: ${i}/${ds.test.length} windows`);
+    if (i > 0 && i % SCORING_NOTE_EVERY === 0) o.onProgress?.(`scoring ${i}/${ds.test.length} windows`);
     const s = performance.now();
     const v = det.scoreOne(m.features(w));
     times.push(performance.now() - s);

@@ -7,7 +7,7 @@
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { openCollector } from '../agent/collectors/open.js';
-import type { Collector } from '../agent/collectors/collector.js';
+import { tapCollector } from '../agent/collectors/collector.js';
 import { runCollector } from '../agent/run.js';
 import { LocalFilesAttribution, noAttribution } from '../agent/state/attribution.js';
 import { FlowRegistry, correlate } from '../aggregator/correlate.js';
@@ -44,22 +44,6 @@ export interface ReplayProgress {
   traces: number;
 }
 
-/** A collector whose events are also handed to `tap`. */
-function tapped(c: Collector, tap: (batch: Parameters<BagFolder['push']>[0]) => void): Collector {
-  return {
-    name: c.name,
-    start: c.start?.bind(c),
-    stop: () => c.stop(),
-    counters: () => c.counters(),
-    async *events() {
-      for await (const batch of c.events()) {
-        tap(batch);
-        yield batch;
-      }
-    },
-  };
-}
-
 /** `onRead(bytesRead, events)` after every batch (bytesRead: the strace file's read position; 0 for LTTng). */
 export async function replayHost(
   t: HostTrace,
@@ -73,7 +57,7 @@ export async function replayHost(
   const partials: PartialWindow[] = [];
   let events = 0;
   await runCollector(
-    tapped(opened.collector, (b) => {
+    tapCollector(opened.collector, (b) => {
       bags.push(b);
       if (onRead) {
         events += b.length;

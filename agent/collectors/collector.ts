@@ -43,3 +43,19 @@ export class CollectorUnavailable extends Error {
     this.name = 'CollectorUnavailable';
   }
 }
+
+/** The same collector, its event batches also handed to `tap` on their way (progress, side folds). */
+export function tapCollector(c: Collector, tap: (batch: SyscallEvent[]) => void): Collector {
+  return {
+    name: c.name,
+    start: c.start?.bind(c),
+    stop: () => c.stop(),
+    counters: () => c.counters(),
+    async *events() {
+      for await (const batch of c.events()) {
+        tap(batch);
+        yield batch;
+      }
+    },
+  };
+}
