@@ -46,8 +46,17 @@ export interface LinkCounters {
   droppedBytes: number;
   /** windows the aggregator refused as invalid: set aside, not resent */
   refused: number;
+  /** failed spool writes (disk full, I/O error): the window waits in memory and is retried */
+  spoolWriteErrors: number;
+  /** windows waiting in memory for the spool to take them now */
+  heldInMemory: number;
+  /** windows given up because the spool refused writes for longer than memory could hold */
+  droppedInMemory: number;
   lastError: string;
 }
+
+/** Windows kept in memory while the spool cannot be written (a full disk): about 20 min of 1 s windows. */
+export const MAX_HELD_IN_MEMORY = 1200;
 
 /** Exponential backoff with full jitter (AWS style): spreads a fleet's reconnects out. */
 export function backoffDelay(attempt: number, initialMs: number, maxMs: number, random = Math.random): number {
@@ -56,7 +65,11 @@ export function backoffDelay(attempt: number, initialMs: number, maxMs: number, 
 }
 
 export class AgentLink {
-  readonly counters: LinkCounters = { sent: 0, resent: 0, acked: 0, connects: 0, reconnects: 0, droppedEntries: 0, droppedBytes: 0, refused: 0, lastError: '' };
+  readonly counters: LinkCounters = { sent: 0, resent: 0, acked: 0, connects: 0, reconnects: 0, droppedEntries: 0, droppedBytes: 0, refused: 0, spoolWriteErrors: 0, heldInMemory: 0, droppedInMemory: 0, lastError: '' };
+  /** closed windows the spool could not take yet, oldest first (the spool issues their seqs when it does) */
+  private held: PartialWindow[] = [];
+  private heldTimer: NodeJS.Timeout | undefined;
+  private heldLoggedAt = 0;
   private client: InstanceType<typeof Client> | undefined;
   private call: grpc.ClientDuplexStream<AgentMessage, AggregatorMessage> | undefined;
   private ready = false;
@@ -80,14 +93,54 @@ export class AgentLink {
   }
 
   /** A window closed: spool it durably, then send it if the stream is up. */
-  enqueue(w: PartialWindow): number {
-    const seq = this.o.spool.lastSeq() + 1;
-    const body = toBinary(PartialWindowSchema, toWireWindow(w, seq));
-    const r = this.o.spool.append(w.windowStart, body);
-    if (r.seq !== seq) throw new Error(`spool issued seq ${r.seq}, expected ${seq}`);
-    this.reportDrops(r.dropped);
+  enqueue(w: PartialWindow): void {
+    this.held.push(w);
+    if (this.held.length > MAX_HELD_IN_MEMORY) {
+      const lost = this.held.shift()!;
+      this.counters.droppedInMemory++;
+      this.o.log.error({ window: new Date(lost.windowStart).toISOString(), held: this.held.length }, 'spool unwritable for too long: the oldest window held in memory was dropped');
+    }
+    this.flushHeld();
     void this.pump();
-    return seq;
+  }
+
+  /**
+   * Windows go to the spool in order. A write that fails (disk full, I/O error) must not stop
+   * tracing or lose the window: it waits in memory, is retried every second, and a log line
+   * (at most one every 30 s) and counters say so; what the spool took is delivered meanwhile.
+   */
+  private flushHeld(): void {
+    while (this.held.length > 0) {
+      const w = this.held[0];
+      const seq = this.o.spool.lastSeq() + 1;
+      let r;
+      try {
+        r = this.o.spool.append(w.windowStart, toBinary(PartialWindowSchema, toWireWindow(w, seq)));
+      } catch (e) {
+        this.counters.spoolWriteErrors++;
+        this.counters.lastError = (e as Error).message;
+        if (Date.now() - this.heldLoggedAt > 30_000) {
+          this.heldLoggedAt = Date.now();
+          this.o.log.error({ err: (e as Error).message, held: this.held.length }, 'cannot write the spool: windows wait in memory and are retried every second');
+        }
+        if (!this.heldTimer && !this.stopped) {
+          this.heldTimer = setTimeout(() => {
+            this.heldTimer = undefined;
+            this.flushHeld();
+            void this.pump();
+          }, 1000);
+        }
+        break;
+      }
+      this.held.shift();
+      if (r.seq !== seq) throw new Error(`spool issued seq ${r.seq}, expected ${seq}`);
+      this.reportDrops(r.dropped);
+      if (this.heldLoggedAt !== 0 && this.held.length === 0) {
+        this.heldLoggedAt = 0;
+        this.o.log.info('the spool takes writes again: every window held in memory is spooled');
+      }
+    }
+    this.counters.heldInMemory = this.held.length;
   }
 
   /** The stream is up: the aggregator welcomed this agent and windows flow. */
@@ -97,7 +150,7 @@ export class AgentLink {
 
   /** Everything spooled has been acknowledged. */
   get drained(): boolean {
-    return this.o.spool.stats().entriesHeld === 0;
+    return this.held.length === 0 && this.o.spool.stats().entriesHeld === 0;
   }
 
   /** Wait until the spool is empty or `timeoutMs` passed; true when drained. */
@@ -118,6 +171,9 @@ export class AgentLink {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.heldTimer) clearTimeout(this.heldTimer);
+    this.flushHeld();
+    if (this.held.length > 0) this.o.log.error({ held: this.held.length, first: new Date(this.held[0].windowStart).toISOString() }, 'stopping with windows the spool never took: they are lost');
     this.call?.end();
     this.client?.close();
     this.tlsFiles?.close();

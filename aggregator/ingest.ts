@@ -49,6 +49,10 @@ export interface IngestOptions {
   onError?: (err: Error, what: string) => void;
 }
 
+/** A failed merge is asked again after 0.5 s, doubling up to 30 s. */
+const MERGE_RETRY_MS = 500;
+const MERGE_RETRY_MAX_MS = 30_000;
+
 export class Ingest {
   readonly counters: IngestCounters = {
     partials: 0, duplicates: 0, latePartials: 0, batches: 0, windowsClosed: 0, windowsRemerged: 0,
@@ -64,6 +68,9 @@ export class Ingest {
   readonly merges: MergeQueue;
   /** highest seq committed per agent: a partial at or below it is a resend (the store skips it too) */
   private readonly lastSeq = new Map<string, number>();
+  /** merges that failed (a full disk, an I/O error), retried with backoff until they commit */
+  private readonly mergeRetries = new Map<string, { attempts: number; timer?: NodeJS.Timeout }>();
+  private closing = false;
 
   constructor(
     private readonly store: IngestStore,
@@ -157,6 +164,9 @@ export class Ingest {
 
   /** Commits what is queued and waits for every merge asked for; then stops the merge worker. */
   async close(): Promise<void> {
+    // a window whose merge still fails stays open in the store and is merged at the next start
+    this.closing = true;
+    for (const r of this.mergeRetries.values()) if (r.timer) clearTimeout(r.timer);
     this.flush();
     await this.merges.close();
   }
@@ -172,11 +182,21 @@ export class Ingest {
 
   private merged(r: MergeResult): void {
     const { job } = r;
+    const id = `${job.app}\u0000${job.windowStart}`;
     if (r.error !== undefined || !r.summary) {
       this.counters.commitErrors++;
       this.opts.onError?.(new Error(r.error ?? 'no result'), `merge of ${job.app} window ${new Date(job.windowStart).toISOString()}`);
+      // the window's partials are committed: merging again once the store takes writes loses nothing
+      const retry = this.mergeRetries.get(id) ?? { attempts: 0 };
+      retry.attempts++;
+      if (!this.closing) {
+        retry.timer = setTimeout(() => this.merges.request(job), Math.min(MERGE_RETRY_MAX_MS, MERGE_RETRY_MS * 2 ** Math.min(10, retry.attempts - 1)));
+        retry.timer.unref?.();
+      }
+      this.mergeRetries.set(id, retry);
       return;
     }
+    this.mergeRetries.delete(id);
     if (job.reason === 'late') this.counters.windowsRemerged++;
     else {
       this.counters.windowsClosed++;
