@@ -75,19 +75,28 @@ const agentWindows = (log: string): number => {
   return done ? (JSON.parse(done) as { windows: number }).windows : -1;
 };
 
+/** An aggregator on a unix socket, ready. */
+async function aggregator(db: string, sock: string): Promise<Proc> {
+  const agg = start(['aggregator', '--db', db, '--listen', `unix:${sock}`, '--grace', '1s', '--http-listen', 'off']);
+  await until('the aggregator', () => agg.out().includes('aggregator listening'), 20_000, agg.out);
+  return agg;
+}
+
+/** A live agent: strace on a small shell loop, 1 s windows. */
+const liveAgent = (sock: string, host: string, app: string, spool: string): Proc =>
+  start(['agent', '--aggregator', `unix:${sock}`, '--host-id', host, '--app', app, '--window', '1s', '--collector', 'strace',
+    '--spool', spool, '--drain-timeout', '60s', '--http-listen', 'off', '--no-local-detection',
+    '--', 'sh', '-c', 'while true; do echo x > /dev/null; sleep 0.05; done']);
+
 describe.skipIf(!root || !hasStrace)('a full disk', () => {
   it("under the aggregator's database: commits fail and are logged, the agent keeps its windows, all arrive once space is back", async () => {
     const dbDir = tmpfs('db', '6m');
     const sock = join(dir, 'agg.sock');
     const db = join(dbDir, 'agg.db');
-    const agg = start(['aggregator', '--db', db, '--listen', `unix:${sock}`, '--grace', '1s', '--http-listen', 'off']);
+    const agg = await aggregator(db, sock);
     try {
-      await until('the aggregator', () => agg.out().includes('aggregator listening'), 20_000, agg.out);
       const filler = fill(dbDir);
-      // a live agent (strace on a small shell loop), 1 s windows, its spool on the normal disk
-      const agent = start(['agent', '--aggregator', `unix:${sock}`, '--host-id', 'h1', '--app', 'full', '--window', '1s', '--collector', 'strace',
-        '--spool', join(dir, 'a1.spool'), '--drain-timeout', '60s', '--http-listen', 'off', '--no-local-detection',
-        '--', 'sh', '-c', 'while true; do echo x > /dev/null; sleep 0.05; done']);
+      const agent = liveAgent(sock, 'h1', 'full', join(dir, 'a1.spool')); // its spool on the normal disk
       await until('a failed commit', () => /disk is full|SQLITE_FULL/i.test(agg.out()), 30_000, () => agg.out() + agent.out());
       await sleep(3000);
       expect(agg.p.exitCode, 'the aggregator is still running').toBeNull();
@@ -114,12 +123,9 @@ describe.skipIf(!root || !hasStrace)('a full disk', () => {
     const spoolDir = tmpfs('spool', '4m');
     const sock = join(dir, 'agg2.sock');
     const db = join(dir, 'agg2.db');
-    const agg = start(['aggregator', '--db', db, '--listen', `unix:${sock}`, '--grace', '1s', '--http-listen', 'off']);
+    const agg = await aggregator(db, sock);
     try {
-      await until('the aggregator', () => agg.out().includes('aggregator listening'), 20_000, agg.out);
-      const agent = start(['agent', '--aggregator', `unix:${sock}`, '--host-id', 'h2', '--app', 'spoolfull', '--window', '1s', '--collector', 'strace',
-        '--spool', join(spoolDir, 'a2.spool'), '--drain-timeout', '60s', '--http-listen', 'off', '--no-local-detection',
-        '--', 'sh', '-c', 'while true; do echo x > /dev/null; sleep 0.05; done']);
+      const agent = liveAgent(sock, 'h2', 'spoolfull', join(spoolDir, 'a2.spool'));
       await until('the first window delivered', () => windows(db, 'spoolfull').length > 0, 30_000, () => agg.out() + agent.out());
       const filler = fill(spoolDir);
       await until('a failed spool write', () => agent.out().includes('cannot write the spool'), 30_000, agent.out);
