@@ -575,7 +575,7 @@ describe('aggregator delivery and window assembly', () => {
     expect(reader.listWindows({ app: 'pair' }).map((r) => [r.windowStart, r.status])).toEqual([[ws, 'closed']]);
     const g = reader.windowGraph('pair', ws)!;
     expect(g.edges.map((e) => `${e.src} -> ${e.dst} ${e.bytes}`).sort()).toEqual(['db/conn -> file:/var/lib/db/data 8192', 'db/conn -> web/worker 4000', 'web/worker -> db/conn 300']);
-    expect(logLines.slice(from).find((l) => l.msg === 'window merged' && l.app === 'pair')).toMatchObject({ reason: 'complete', hosts: ['host-db', 'host-web'] });
+    expect(await waitFor('the merge logged', () => logLines.slice(from).find((l) => l.msg === 'window merged' && l.app === 'pair'))).toMatchObject({ reason: 'complete', hosts: ['host-db', 'host-web'] });
     // closed before its end: the window was complete, the grace added nothing
     expect(w.closedAt!).toBeLessThan(ws);
     await Promise.all([web.close(), db.close()]);
@@ -598,7 +598,8 @@ describe('aggregator delivery and window assembly', () => {
     }, 3 * W + GRACE_MS);
     expect(w.hosts).toEqual(['host-on']);
     expect(w.closedAt! - (ws + W)).toBeGreaterThanOrEqual(GRACE_MS);
-    expect(logLines.slice(from).find((l) => l.msg === 'window merged' && l.app === 'grace')).toMatchObject({ reason: 'grace' });
+    // the merge worker commits before the main thread hears of it and logs: wait for the line
+    expect(await waitFor('the merge logged', () => logLines.slice(from).find((l) => l.msg === 'window merged' && l.app === 'grace'))).toMatchObject({ reason: 'grace' });
     const lateBefore = server.ingest.counters.latePartials;
     slow.send(1, partial('host-slow', 'grace', ws));
     const ack = await slow.acked(1);
@@ -611,7 +612,7 @@ describe('aggregator delivery and window assembly', () => {
     expect(re.closedAt).toBe(w.closedAt); // closed_at keeps the first close
     expect(server.ingest.counters.latePartials - lateBefore).toBe(1);
     expect(dbRows('slow')).toEqual([{ seq: 1, window_start: ws, late: 1 }]);
-    expect(logLines.slice(from).find((l) => l.msg === 'window merged' && l.app === 'grace' && l.reason === 'late')).toBeDefined();
+    expect(await waitFor('the re-merge logged', () => logLines.slice(from).find((l) => l.msg === 'window merged' && l.app === 'grace' && l.reason === 'late'))).toBeDefined();
     await Promise.all([on.close(), slow.close()]);
   });
 
