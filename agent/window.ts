@@ -64,6 +64,8 @@ export class WindowFolder {
   private readonly open = new Map<number, WindowAcc>();
   /** windows starting before this are closed */
   private closedBefore = -Infinity;
+  /** a window has been closed (emitted, or passed over as empty): the bound is final */
+  private closedAny = false;
   /** the last window handed out, so consecutive events skip the map lookup */
   private cur: WindowAcc | undefined;
   private curStart = NaN;
@@ -80,6 +82,10 @@ export class WindowFolder {
     const start = Math.floor(ts / this.opts.windowMs) * this.opts.windowMs;
     if (start === this.curStart) return this.cur!;
     let w: WindowAcc | undefined;
+    // before anything closed, begin()'s bound is provisional: an event traced just before it
+    // (the traced program starts while the collector is still being set up) opens its own
+    // window rather than being folded late into the next one
+    if (start < this.closedBefore && !this.closedAny) this.closedBefore = start;
     if (start < this.closedBefore) {
       w = this.open.get(this.closedBefore) ?? this.create(this.closedBefore);
       w.lateEvents++;
@@ -149,7 +155,10 @@ export class WindowFolder {
     }
     const started = this.closedBefore !== -Infinity || starts.length > 0;
     if (emitEmpty && started) for (let e = from; e < limit; e += windowMs) this.onClose(new WindowAcc(e));
-    if (started) this.closedBefore = limit;
+    if (started) {
+      this.closedBefore = limit;
+      this.closedAny = true;
+    }
     if (this.curStart < limit) {
       this.cur = undefined;
       this.curStart = NaN;

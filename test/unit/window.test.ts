@@ -57,6 +57,19 @@ describe('window folding', () => {
     expect(closed.map((w) => w.start)).toEqual([5_000, 6_000, 7_000]);
   });
 
+  it('gives an event traced just before begin() its own window, until the first window closes', () => {
+    const { f, closed } = folder(1000);
+    f.begin(5_300);
+    // the traced program ran before the collector was ready: its first event is at 4,950
+    expect(f.at(4_950).start).toBe(4_000);
+    f.advance(6_100);
+    expect(closed.map((w) => [w.start, w.lateEvents])).toEqual([[4_000, 0], [5_000, 0]]);
+    // once windows have closed, an event before them is late, folded into the oldest open one
+    const late = f.at(3_500);
+    expect(late.start).toBe(6_000);
+    expect(late.lateEvents).toBe(1);
+  });
+
   it('refuses a zero window', () => {
     expect(() => folder(0)).toThrow(/window length/);
   });
