@@ -9,12 +9,10 @@
  * in as they appear; a metric of a piece not there yet reads 0.
  */
 import type { Registry } from 'prom-client';
-import type { Logger } from '../shared/log.js';
-import { startHttpServer, type HttpHandler, type HttpLimits, type HttpTlsFiles } from '../shared/http/server.js';
 import { writableFileCheck } from '../shared/metrics/checks.js';
-import { healthHandlers, metricsHandler, type Check, type ObservabilityHttp, type Readiness } from '../shared/metrics/http.js';
+import { startObservabilityHttp, type Check, type ObservabilityHttp, type ObservabilityHttpOptions, type Readiness } from '../shared/metrics/http.js';
 import { registerTlsMetrics } from '../shared/metrics/tls.js';
-import { counterOf, countersOf, createRegistry, gaugeOf, type Sample } from '../shared/metrics/registry.js';
+import { counterOf, countersOf, gaugeOf, type Sample } from '../shared/metrics/registry.js';
 import type { Collector } from './collectors/collector.js';
 import type { AgentLink } from './link.js';
 import type { LocalDetection } from './local-detect.js';
@@ -161,30 +159,12 @@ export function agentReadiness(o: AgentObserved, r: AgentReadinessOptions = {}):
   };
 }
 
-export interface AgentHttpOptions {
+export interface AgentHttpOptions extends ObservabilityHttpOptions {
   observed: AgentObserved;
-  /** HOST:PORT or unix:/path (config http.listen, default 127.0.0.1:9464); beyond loopback only with tls */
-  listen: string;
-  tls?: HttpTlsFiles;
-  log: Logger;
-  /** when given, GET /metrics needs `Authorization: Bearer <token>` */
-  metricsToken?: string;
-  extraHandlers?: HttpHandler[];
-  limits?: Partial<HttpLimits>;
   readiness?: AgentReadinessOptions;
-  processMetrics?: boolean;
 }
 
 /** Starts the agent's HTTP(S) server with /metrics, /healthz and /readyz. */
-export async function startAgentHttp(o: AgentHttpOptions): Promise<ObservabilityHttp> {
-  const registry = createRegistry({ processMetrics: o.processMetrics });
-  registerAgentMetrics(registry, o.observed);
-  const http = await startHttpServer({
-    listen: o.listen,
-    tls: o.tls,
-    log: o.log,
-    limits: o.limits,
-    handlers: [metricsHandler(registry, { token: o.metricsToken }), ...healthHandlers(agentReadiness(o.observed, o.readiness)), ...(o.extraHandlers ?? [])],
-  });
-  return { http, registry, close: () => http.close() };
+export function startAgentHttp(o: AgentHttpOptions): Promise<ObservabilityHttp> {
+  return startObservabilityHttp(o, (reg) => registerAgentMetrics(reg, o.observed), agentReadiness(o.observed, o.readiness));
 }

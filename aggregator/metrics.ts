@@ -6,12 +6,10 @@
  * carries /metrics, /healthz, /readyz, and whatever else is mounted on it (the console).
  */
 import type { Registry } from 'prom-client';
-import type { Logger } from '../shared/log.js';
-import { startHttpServer, type HttpHandler, type HttpLimits, type HttpTlsFiles } from '../shared/http/server.js';
 import { writableFileCheck } from '../shared/metrics/checks.js';
-import { healthHandlers, metricsHandler, type Check, type ObservabilityHttp, type Readiness } from '../shared/metrics/http.js';
+import { startObservabilityHttp, type Check, type ObservabilityHttp, type ObservabilityHttpOptions, type Readiness } from '../shared/metrics/http.js';
 import { registerTlsMetrics } from '../shared/metrics/tls.js';
-import { counterOf, countersOf, createRegistry, gaugeOf, gaugesOf, histogram, type Sample } from '../shared/metrics/registry.js';
+import { counterOf, countersOf, gaugeOf, gaugesOf, histogram, type Sample } from '../shared/metrics/registry.js';
 import type { AggregatorServer } from './server.js';
 import type { DetectionService } from './detect.js';
 import type { OutputCounters } from './alerts/outputs.js';
@@ -142,38 +140,13 @@ function storeCheck(store: Store, minFree: number): Check {
   return writableFileCheck('store', store.file, minFree);
 }
 
-export interface AggregatorHttpOptions extends AggregatorObserved {
-  /** HOST:PORT or unix:/path (config http.listen); beyond loopback only with tls */
-  listen: string;
-  tls?: HttpTlsFiles;
-  log: Logger;
-  /** when given, GET /metrics needs `Authorization: Bearer <token>` (/healthz and /readyz stay open for probes) */
-  metricsToken?: string;
-  /** tried after /metrics, /healthz, /readyz, in order (the console) */
-  extraHandlers?: HttpHandler[];
-  limits?: Partial<HttpLimits>;
+export interface AggregatorHttpOptions extends AggregatorObserved, ObservabilityHttpOptions {
   readiness?: ReadinessOptions;
-  /** Node.js process metrics too (default true) */
-  processMetrics?: boolean;
 }
 
 /** Starts the aggregator's HTTP(S) server with /metrics, /healthz, /readyz and the extra handlers. */
-export async function startAggregatorHttp(o: AggregatorHttpOptions): Promise<ObservabilityHttp> {
-  const registry = createRegistry({ processMetrics: o.processMetrics });
-  registerAggregatorMetrics(registry, o);
-  const http = await startHttpServer({
-    listen: o.listen,
-    tls: o.tls,
-    log: o.log,
-    limits: o.limits,
-    handlers: [metricsHandler(registry, { token: o.metricsToken }), ...healthHandlers(aggregatorReadiness(o, o.readiness)), ...(o.extraHandlers ?? [])],
+export function startAggregatorHttp(o: AggregatorHttpOptions): Promise<ObservabilityHttp> {
+  return startObservabilityHttp(o, (reg) => registerAggregatorMetrics(reg, o), aggregatorReadiness(o, o.readiness), () => {
+    if (o.detection?.onScored) o.detection.onScored = undefined;
   });
-  return {
-    http,
-    registry,
-    close: async () => {
-      if (o.detection?.onScored) o.detection.onScored = undefined;
-      await http.close();
-    },
-  };
 }

@@ -5,13 +5,12 @@
 import { Command } from 'commander';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { evaluateMethod, type Dataset } from '../eval/evaluate.js';
-import { lidDsDataset } from '../eval/lidds.js';
+// the evaluation modules (TensorFlow.js, Vega, Graphviz) load only when the command runs
+import type { Dataset } from '../eval/evaluate.js';
 import type { Recording } from '../eval/recording.js';
 import type { ReplayProgress } from '../eval/replay.js';
 import { existsSync } from 'node:fs';
-import { allMethods } from '../eval/methods.js';
-import { tableMarkdown, writeReport, type DatasetResult } from '../eval/report.js';
+import type { DatasetResult } from '../eval/report.js';
 import { formatBytes, startProgress } from '../shared/progress.js';
 import { projectRoot } from '../shared/project-root.js';
 import { CliError, dur } from './distributed.js';

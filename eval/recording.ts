@@ -29,6 +29,21 @@ export function readRecording(dir: string): Recording {
   return JSON.parse(readFileSync(f, 'utf8')) as Recording;
 }
 
+/** What a recorder is asked for (eval/epc/record.ts, eval/webstack/record.ts). */
+export interface RecordOptions<K extends string = string> {
+  dir: string;
+  /** normal traffic before the first attack (training) */
+  trainMs: number;
+  /** each attack's length, and the normal traffic between and after attacks */
+  attackMs: number;
+  gapMs: number;
+  attacks?: K[];
+  /** each attack this many times */
+  rounds?: number;
+  seed?: number;
+  log?: Logger;
+}
+
 /** Left out at the start of every recording. */
 export const WARM_UP_MS = 60_000;
 

@@ -7,25 +7,12 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
 import { makeHosts, netnsUnavailable } from '../../cli/netns.js';
 import { projectRoot } from '../../shared/project-root.js';
-import { captureWrap, recordingProgress, schedule, type Recording } from '../recording.js';
+import { captureWrap, recordingProgress, schedule, type Recording, type RecordOptions as BaseRecordOptions } from '../recording.js';
 import { killAllEpc, startEpc, type AttackKind } from './testbed.js';
 
-export interface RecordOptions {
-  dir: string;
-  /** normal traffic before the first attack (training) */
-  trainMs: number;
-  /** each attack's length, and the normal traffic between and after attacks */
-  attackMs: number;
-  gapMs: number;
-  attacks?: AttackKind[];
-  /** each attack this many times */
-  rounds?: number;
-  seed?: number;
-  log?: Logger;
-}
+export type RecordOptions = BaseRecordOptions<AttackKind>;
 
 /** The attack schedule of an EPC recording. */
 export function epcSchedule(o: Pick<RecordOptions, 'trainMs' | 'attackMs' | 'gapMs' | 'attacks' | 'rounds'>) {

@@ -6,23 +6,13 @@
  */
 import { mkdirSync, readFileSync, existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Logger } from 'pino';
 import { makeHosts, netnsUnavailable } from '../../cli/netns.js';
 import { projectRoot } from '../../shared/project-root.js';
-import { captureWrap, recordingProgress, schedule, type Recording } from '../recording.js';
+import { captureWrap, recordingProgress, schedule, type Recording, type RecordOptions } from '../recording.js';
 import type { AttackKind } from './attacks.js';
 import { startWebstack } from './testbed.js';
 
-export interface WebstackRecordOptions {
-  dir: string;
-  trainMs: number;
-  attackMs: number;
-  gapMs: number;
-  attacks?: AttackKind[];
-  rounds?: number;
-  seed?: number;
-  log?: Logger;
-}
+export type WebstackRecordOptions = RecordOptions<AttackKind>;
 
 export async function recordWebstack(o: WebstackRecordOptions): Promise<Recording> {
   const why = netnsUnavailable();

@@ -5,7 +5,9 @@
  * - GET /readyz: 200 when every readiness check passes, else 503 with a JSON reason.
  */
 import type { Registry } from 'prom-client';
-import { hasBearer, route, sendJson, type HttpHandler, type HttpServer } from '../http/server.js';
+import { hasBearer, route, sendJson, startHttpServer, type HttpHandler, type HttpLimits, type HttpServer, type HttpTlsFiles } from '../http/server.js';
+import type { Logger } from '../log.js';
+import { createRegistry } from './registry.js';
 
 export interface Check {
   name: string;
@@ -55,4 +57,40 @@ export function healthHandlers(ready: Readiness): HttpHandler[] {
       sendJson(res, failed.length === 0 ? 200 : 503, body);
     }),
   ];
+}
+
+/** Where and how a component serves /metrics, /healthz and /readyz (config http.*). */
+export interface ObservabilityHttpOptions {
+  /** HOST:PORT or unix:/path; beyond loopback only with tls */
+  listen: string;
+  tls?: HttpTlsFiles;
+  log: Logger;
+  /** when given, GET /metrics needs `Authorization: Bearer <token>` (/healthz and /readyz stay open for probes) */
+  metricsToken?: string;
+  /** tried after /metrics, /healthz, /readyz, in order (the aggregator's console) */
+  extraHandlers?: HttpHandler[];
+  limits?: Partial<HttpLimits>;
+  /** Node.js process metrics too (default true) */
+  processMetrics?: boolean;
+}
+
+/** One component's HTTP(S) server: its metrics registered on a fresh registry, its readiness checks. */
+export async function startObservabilityHttp(o: ObservabilityHttpOptions, register: (reg: Registry) => void, readiness: Readiness, onClose?: () => void): Promise<ObservabilityHttp> {
+  const registry = createRegistry({ processMetrics: o.processMetrics });
+  register(registry);
+  const http = await startHttpServer({
+    listen: o.listen,
+    tls: o.tls,
+    log: o.log,
+    limits: o.limits,
+    handlers: [metricsHandler(registry, { token: o.metricsToken }), ...healthHandlers(readiness), ...(o.extraHandlers ?? [])],
+  });
+  return {
+    http,
+    registry,
+    close: async () => {
+      onClose?.();
+      await http.close();
+    },
+  };
 }
