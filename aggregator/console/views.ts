@@ -125,43 +125,16 @@ export function incidentsView(det: DetectionStore, app: string | undefined, limi
   return det.listIncidents(app).slice(0, limit);
 }
 
-export interface ModelView {
-  id: number;
-  app: string;
-  scope: string;
-  kind: string;
-  active: boolean;
-  parent: number | null;
-  createdAt: number;
-  trainFrom: number;
-  trainTo: number;
-  windows: number;
-  features: number;
-  threshold: number;
-  sha256: string;
+/** A model as the console shows it: its row, with the training and calibration figures picked out of `metrics`. */
+export interface ModelView extends Omit<ModelRow, 'metrics'> {
   training: Record<string, unknown> | null;
   calibration: Record<string, unknown> | null;
 }
 
 export function modelView(m: ModelRow): ModelView {
   const obj = (x: unknown) => (x !== null && typeof x === 'object' ? (x as Record<string, unknown>) : null);
-  return {
-    id: m.id,
-    app: m.app,
-    scope: m.scope,
-    kind: m.kind,
-    active: m.active,
-    parent: m.parent,
-    createdAt: m.createdAt,
-    trainFrom: m.trainFrom,
-    trainTo: m.trainTo,
-    windows: m.windows,
-    features: m.features,
-    threshold: m.threshold,
-    sha256: m.sha256,
-    training: obj(m.metrics.training),
-    calibration: obj(m.metrics.calibration),
-  };
+  const { metrics, ...row } = m;
+  return { ...row, training: obj(metrics.training), calibration: obj(metrics.calibration) };
 }
 
 /** Windows newest first, with how many alerts each has. */
