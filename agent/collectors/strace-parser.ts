@@ -617,6 +617,16 @@ export class StraceParser {
       this.c.signal++;
       return undefined;
     }
+    // strace -T: the time spent in the call follows its result. A line printed whole carries
+    // the call's *entry* time: a receive that blocked for seconds moved its bytes at its end,
+    // and that is the window it belongs to (the sender's window). A resumed line's time is
+    // already the exit's.
+    let spentMs = 0;
+    const d = durationAt(line, end);
+    if (d >= 0) {
+      spentMs = Number(line.slice(d + 2, end - 1)) * 1000;
+      end = d;
+    }
     if (c === LT) return this.resumed(line, p, end, ts, tid, lineNo, unterminated);
 
     const ns = p;
@@ -651,7 +661,7 @@ export class StraceParser {
       this.c.detached++;
       return undefined;
     }
-    return this.call(line, p + 1, end, kind, name, ts, tid, lineNo, line, unterminated);
+    return this.call(line, p + 1, end, kind, name, ts + spentMs, tid, lineNo, line, unterminated);
   }
 
   private impliedTid(): number {
@@ -1238,6 +1248,23 @@ export class StraceParser {
     return undefined;
   }
 
+}
+
+/** Where a trailing strace -T duration (" <0.000123>") starts before `end`, or -1. */
+function durationAt(line: string, end: number): number {
+  if (line.charCodeAt(end - 1) !== 62 /* > */) return -1;
+  let q = end - 2;
+  let dot = false;
+  for (; q > 0; q--) {
+    const c = line.charCodeAt(q);
+    if (isDigit(c)) continue;
+    if (c === 46 && !dot) {
+      dot = true;
+      continue;
+    }
+    break;
+  }
+  return dot && q > 0 && line.charCodeAt(q) === LT && line.charCodeAt(q - 1) === 32 && q < end - 2 ? q - 1 : -1;
 }
 
 function endsWithAt(s: string, end: number, suffix: string): boolean {

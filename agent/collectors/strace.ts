@@ -1,5 +1,5 @@
 /**
- * Live strace collector: runs `strace -f -ttt -y -yy` on a command, on running processes, or
+ * Live strace collector: runs `strace -f -ttt -T -y -yy` on a command, on running processes, or
  * on every process of a container/cgroup, and turns its output into SyscallEvent batches.
  *
  * Decisions:
@@ -235,7 +235,8 @@ export class StraceCollector implements Collector {
       this.raw.on('error', (e) => this.problem('rawOut', `cannot write ${o.rawOut}: ${e.message}`));
     }
 
-    const args = ['-f', '-ttt', '-y', '-yy', '-s', String(o.stringLimit ?? 128), '-e', `trace=${known.join(',')}`, '-o', fifo];
+    // -T: the time spent in each call, so a blocking receive is stamped when its bytes moved
+    const args = ['-f', '-ttt', '-T', '-y', '-yy', '-s', String(o.stringLimit ?? 128), '-e', `trace=${known.join(',')}`, '-o', fifo];
     if (isCommand) {
       // -I2: with "-o FILE PROG" strace blocks fatal signals (-I3) and stop() could not end
       // it; -I2 takes SIGINT between calls, detaches, and ends the command the same way

@@ -73,6 +73,21 @@ describe('strace parser: features.log (threads, files, sockets, memory)', () => 
     });
   });
 
+  it('with -T, stamps a call printed whole when it returned (entry time + time spent); a resumed half keeps its own time', () => {
+    const t = parse(
+      [
+        '3500 1795690900.000000 recvfrom(5<UDP:[10.0.0.2:7002]>, "x", 65536, 0, {sa_family=AF_INET, sin_port=htons(40000), sin_addr=inet_addr("10.0.0.1")}, [16]) = 1 <2.500000>',
+        '3501 1795690900.100000 read(3<pipe:[77]>,  <unfinished ...>',
+        '3501 1795690901.000000 <... read resumed>"ab", 64) = 2 <0.900000>',
+        '3502 1795690902.000000 write(4<pipe:[78]>, "abc", 3) = 3 <0.000010>',
+      ].join('\n') + '\n',
+    );
+    expect(t.problems).toEqual([]);
+    expect(one(t.events, { tid: 3500 })).toMatchObject({ call: 'recvfrom', bytes: 1, ts: 1795690902500 });
+    expect(one(t.events, { tid: 3501 })).toMatchObject({ call: 'read', bytes: 2, ts: 1795690901000 });
+    expect(one(t.events, { tid: 3502 }).ts).toBeCloseTo(1795690902000.01, 2);
+  });
+
   it('skips a string argument holding \\" , and ) ', () => {
     expect(one(events, { tid: 3493, call: 'write', fd: 4 })).toMatchObject({ bytes: 19, target: { kind: 'pipe', inode: 5564 } });
   });
