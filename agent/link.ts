@@ -48,8 +48,6 @@ export interface LinkCounters {
   refused: number;
   /** failed spool writes (disk full, I/O error): the window waits in memory and is retried */
   spoolWriteErrors: number;
-  /** windows waiting in memory for the spool to take them now */
-  heldInMemory: number;
   /** windows given up because the spool refused writes for longer than memory could hold */
   droppedInMemory: number;
   lastError: string;
@@ -65,7 +63,7 @@ export function backoffDelay(attempt: number, initialMs: number, maxMs: number, 
 }
 
 export class AgentLink {
-  readonly counters: LinkCounters = { sent: 0, resent: 0, acked: 0, connects: 0, reconnects: 0, droppedEntries: 0, droppedBytes: 0, refused: 0, spoolWriteErrors: 0, heldInMemory: 0, droppedInMemory: 0, lastError: '' };
+  readonly counters: LinkCounters = { sent: 0, resent: 0, acked: 0, connects: 0, reconnects: 0, droppedEntries: 0, droppedBytes: 0, refused: 0, spoolWriteErrors: 0, droppedInMemory: 0, lastError: '' };
   /** closed windows the spool could not take yet, oldest first (the spool issues their seqs when it does) */
   private held: PartialWindow[] = [];
   private heldTimer: NodeJS.Timeout | undefined;
@@ -140,7 +138,11 @@ export class AgentLink {
         this.o.log.info('the spool takes writes again: every window held in memory is spooled');
       }
     }
-    this.counters.heldInMemory = this.held.length;
+  }
+
+  /** Windows waiting in memory for the spool to take them (a full disk). */
+  get heldInMemory(): number {
+    return this.held.length;
   }
 
   /** The stream is up: the aggregator welcomed this agent and windows flow. */

@@ -100,7 +100,7 @@ export function registerAgentMetrics(reg: Registry, o: AgentObserved): void {
   counterOf(reg, 'distappguard_agent_windows_acked_total', 'Windows the aggregator acknowledged as committed (then removed from the spool)', () => link.acked);
   counterOf(reg, 'distappguard_agent_windows_refused_total', 'Windows the aggregator refused as invalid (set aside, not resent)', () => link.refused);
   counterOf(reg, 'distappguard_agent_spool_write_errors_total', 'Spool writes that failed (disk full, I/O error); the window waits in memory and is retried', () => link.spoolWriteErrors);
-  gaugeOf(reg, 'distappguard_agent_windows_held_in_memory', 'Windows waiting in memory because the spool cannot be written now', () => link.heldInMemory);
+  gaugeOf(reg, 'distappguard_agent_windows_held_in_memory', 'Windows waiting in memory because the spool cannot be written now', () => o.link.heldInMemory);
   counterOf(reg, 'distappguard_agent_windows_dropped_in_memory_total', 'Windows given up after the spool refused writes for longer than memory could hold', () => link.droppedInMemory);
   gaugeOf(reg, 'distappguard_agent_spool_windows', 'Windows held in the spool, waiting for an acknowledgement', () => spoolStats()?.entriesHeld ?? 0);
   gaugeOf(reg, 'distappguard_agent_spool_bytes', 'Bytes of windows held in the spool', () => spoolStats()?.bytesHeld ?? 0);

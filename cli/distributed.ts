@@ -10,7 +10,7 @@ import { AggregatorServer } from '../aggregator/server.js';
 import { DetectionService } from '../aggregator/detect.js';
 import { ModelPusher } from '../aggregator/model-push.js';
 import { attachVerdict, startLocalModel, type LocalModel } from '../agent/local-model.js';
-import { loadOrCreateSigningKey, type SigningKey } from '../shared/model/signing.js';
+import { loadOrCreateSigningKey } from '../shared/model/signing.js';
 import { Store } from '../aggregator/store/index.js';
 import { AgentLink } from '../agent/link.js';
 import { Spool } from '../agent/spool.js';
@@ -141,23 +141,19 @@ export function addDistributedCommands(program: Command, log: Logger, version: s
   ).action(async (_o, cmd: Command) => {
     const c = loadConfig('aggregator', cmd, log);
     const store = openStore(c.db);
-    let key: SigningKey;
-    try {
-      key = loadOrCreateSigningKey(c.detection.modelKey);
-    } catch (e) {
-      store.close();
-      throw new CliError((e as Error).message);
-    }
-    let outputs;
-    let token: string | undefined;
-    try {
-      outputs = alertOutputsFromConfig(c.alerts, { log });
-      token = c.http.token === undefined ? undefined : readFileSync(c.http.token, 'utf8').trim();
-    } catch (e) {
-      store.close();
-      const m = (e as Error).message;
-      throw new CliError(m.startsWith('alerts') ? m : `http.token ${c.http.token}: ${m}`);
-    }
+    // what the start needs from files: a failure closes the store and names the file
+    const orClose = <T>(f: () => T, what = ''): T => {
+      try {
+        return f();
+      } catch (e) {
+        store.close();
+        throw new CliError(what + (e as Error).message);
+      }
+    };
+    const key = orClose(() => loadOrCreateSigningKey(c.detection.modelKey));
+    const outputs = orClose(() => alertOutputsFromConfig(c.alerts, { log }));
+    const tokenFile = c.http.token;
+    const token = tokenFile === undefined ? undefined : orClose(() => readFileSync(tokenFile, 'utf8').trim(), `http.token ${tokenFile}: `);
     let server: AggregatorServer | undefined;
     const detection = new DetectionService({
       store,

@@ -39,16 +39,7 @@ function finite(v: number): number {
 
 /** A counter whose value is read from a stage's own counter at scrape time. */
 export function counterOf(reg: Registry, name: string, help: string, read: () => number): Counter {
-  checkName(name, 'counter');
-  return new Counter({
-    name,
-    help,
-    registers: [reg],
-    collect() {
-      this.reset();
-      this.inc(Math.max(0, finite(read())));
-    },
-  });
+  return countersOf(reg, name, help, [], () => [[{}, read()]]);
 }
 
 /** A labelled counter whose series are read at scrape time (e.g. alerts by severity). */
@@ -68,15 +59,7 @@ export function countersOf(reg: Registry, name: string, help: string, labelNames
 
 /** A gauge read at scrape time. */
 export function gaugeOf(reg: Registry, name: string, help: string, read: () => number): Gauge {
-  checkName(name, 'gauge');
-  return new Gauge({
-    name,
-    help,
-    registers: [reg],
-    collect() {
-      this.set(finite(read()));
-    },
-  });
+  return gaugesOf(reg, name, help, [], () => [[{}, read()]]);
 }
 
 /** A labelled gauge whose series are read at scrape time (series not returned disappear). */
